@@ -1,0 +1,443 @@
+//! [`Circuit`]: the breaker's state machine, shared by every clone of the service and by the
+//! operator's [`BreakerHandle`](super::BreakerHandle).
+//!
+//! # Why this shape
+//!
+//! The request path in the closed state is one atomic load to admit the call and one short,
+//! uncontended lock to record its outcome; the lock is never held across an `.await` and
+//! guards nothing slower than a ring-buffer write. State and generation are packed in one
+//! `AtomicU64` so that admission reads both consistently. The open state rejects with two
+//! atomic loads and a clock read, without the lock, so a storm of callers against an open
+//! breaker does not queue on it. Half-open admission takes the lock: it must count exactly
+//! `half_open_calls` trials however many callers race, and it is rare.
+//!
+//! Every transition bumps the generation. A [`Permit`] remembers the generation it was taken
+//! in, and its outcome is dropped if the breaker has moved on (as gobreaker does): a slow call
+//! admitted while closed must not count against a later half-open trial.
+//!
+//! linkerd runs its breaker in a task fed by a channel and gates requests on a `watch`; that
+//! costs a channel send per response and lets the task fall behind the traffic, which this
+//! design does not need to afford.
+//!
+//! Time is passed in as `now` ([`tokio::time::Instant`], so `tokio::time::pause` drives it),
+//! which keeps the state machine deterministic under test.
+
+use std::{
+    fmt,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+use crate::Verdict;
+
+use super::{
+    BreakerConfig, BreakerObserver, BreakerOpen, CallOutcome, Outcome, State,
+    window::{Window, WindowStats},
+};
+
+/// The breaker's shared state machine. Built by the layer; reachable through
+/// [`BreakerHandle`](super::BreakerHandle) and usable directly, without tower.
+pub struct Circuit {
+    /// `generation << 8 | state`, the only thing the closed-state fast path reads.
+    packed: AtomicU64,
+    /// While open: nanoseconds since `origin` at which the breaker may go half-open.
+    open_until: AtomicU64,
+    origin: Instant,
+    settings: Settings,
+    inner: Mutex<Inner>,
+    observer: Arc<dyn BreakerObserver>,
+}
+
+/// The config, precomputed for the request path.
+#[derive(Debug)]
+struct Settings {
+    minimum_calls: u32,
+    /// Thresholds in parts per million, so that trips are decided in integers: 3 failures in 10
+    /// calls trip a 0.3 threshold, which `3.0 / 10.0 >= 0.3` would not.
+    failure_ppm: u64,
+    slow_ppm: u64,
+    slow_call_duration: Option<Duration>,
+    wait: Duration,
+    wait_multiplier: f64,
+    max_wait: Duration,
+    half_open_calls: u32,
+    /// Whether recording needs the time (time window, or slow calls).
+    needs_clock: bool,
+}
+
+struct Inner {
+    state: State,
+    generation: u64,
+    window: Window,
+    /// Trips since the breaker last closed; the open wait grows with it.
+    trips: u32,
+    trials_left: u32,
+    trial_successes: u32,
+}
+
+/// Leave to make one call, taken from [`Circuit::try_acquire`].
+///
+/// Report the call with [`record`](Self::record). Dropping it unrecorded gives a half-open
+/// trial slot back, unless the call had already run longer than the slow-call duration (see
+/// [`start`](Self::start)): a caller that gives up on a hanging call still tells the breaker
+/// that the dependency hangs.
+#[must_use = "a permit must be recorded or dropped"]
+pub struct Permit {
+    circuit: Arc<Circuit>,
+    generation: u64,
+    trial: bool,
+    started: Option<Instant>,
+    done: bool,
+}
+
+fn pack(state: State, generation: u64) -> u64 {
+    generation << 8 | state as u64
+}
+
+fn unpack(packed: u64) -> (State, u64) {
+    (State::from_u8((packed & 0xff) as u8), packed >> 8)
+}
+
+fn ppm(rate: f64) -> u64 {
+    (rate * 1_000_000.0).round() as u64
+}
+
+// === impl Circuit ===
+
+impl Circuit {
+    /// A closed breaker. `config` must be valid ([`BreakerConfig::validate`]).
+    pub fn new(config: &BreakerConfig, observer: Arc<dyn BreakerObserver>, now: Instant) -> Self {
+        let settings = Settings {
+            minimum_calls: config.minimum_calls,
+            failure_ppm: ppm(config.failure_rate_threshold),
+            slow_ppm: ppm(config.slow_call_rate_threshold),
+            slow_call_duration: config.slow_call_duration,
+            wait: config.wait_duration,
+            wait_multiplier: config.wait_multiplier,
+            max_wait: config.max_wait_duration,
+            half_open_calls: config.half_open_calls,
+            needs_clock: config.slow_call_duration.is_some()
+                || matches!(config.window, super::SlidingWindow::Time(_)),
+        };
+        Self {
+            packed: AtomicU64::new(pack(State::Closed, 0)),
+            open_until: AtomicU64::new(0),
+            origin: now,
+            settings,
+            inner: Mutex::new(Inner {
+                state: State::Closed,
+                generation: 0,
+                window: Window::new(config.window, now),
+                trips: 0,
+                trials_left: 0,
+                trial_successes: 0,
+            }),
+            observer,
+        }
+    }
+
+    /// The current state. An open breaker whose wait has passed still reads `open` until the
+    /// next call asks to pass and moves it to `half_open` (as resilience4j and gobreaker do).
+    pub fn state(&self) -> State {
+        unpack(self.packed.load(Ordering::Acquire)).0
+    }
+
+    /// Totals of the current window at `now` (empty outside the closed state).
+    pub fn stats(&self, now: Instant) -> WindowStats {
+        self.lock().window.stats(now)
+    }
+
+    /// Asks to make a call at `now`.
+    pub fn try_acquire(self: &Arc<Self>, now: Instant) -> Result<Permit, BreakerOpen> {
+        self.try_acquire_with(|| now)
+    }
+
+    /// [`try_acquire`](Self::try_acquire), reading the clock only if the state needs it.
+    pub(crate) fn try_acquire_with(
+        self: &Arc<Self>,
+        now: impl FnOnce() -> Instant,
+    ) -> Result<Permit, BreakerOpen> {
+        let (state, generation) = unpack(self.packed.load(Ordering::Acquire));
+        match state {
+            State::Closed | State::Disabled => Ok(self.permit(generation, false)),
+            State::ForcedOpen => Err(self.reject(State::ForcedOpen)),
+            State::Open => {
+                let now = now();
+                if self.nanos(now) < self.open_until.load(Ordering::Acquire) {
+                    Err(self.reject(State::Open))
+                } else {
+                    self.acquire_locked(now)
+                }
+            }
+            State::HalfOpen => self.acquire_locked(now()),
+        }
+    }
+
+    fn acquire_locked(self: &Arc<Self>, now: Instant) -> Result<Permit, BreakerOpen> {
+        let mut inner = self.lock();
+        if inner.state == State::Open && self.nanos(now) >= self.open_until.load(Ordering::Acquire)
+        {
+            self.transition(&mut inner, State::HalfOpen, now);
+        }
+        let admitted = match inner.state {
+            State::Closed | State::Disabled => Some(false),
+            State::HalfOpen if inner.trials_left > 0 => {
+                inner.trials_left -= 1;
+                Some(true)
+            }
+            State::HalfOpen | State::Open | State::ForcedOpen => None,
+        };
+        let (state, generation) = (inner.state, inner.generation);
+        drop(inner);
+        match admitted {
+            Some(trial) => Ok(self.permit(generation, trial)),
+            None => Err(self.reject(state)),
+        }
+    }
+
+    fn permit(self: &Arc<Self>, generation: u64, trial: bool) -> Permit {
+        Permit {
+            circuit: Arc::clone(self),
+            generation,
+            trial,
+            started: None,
+            done: false,
+        }
+    }
+
+    fn reject(&self, state: State) -> BreakerOpen {
+        self.observer.on_call(CallOutcome::Rejected);
+        BreakerOpen::new(state)
+    }
+
+    /// Whether a call that took `elapsed` and succeeded counts as slow.
+    pub fn is_slow(&self, elapsed: Duration) -> bool {
+        self.settings
+            .slow_call_duration
+            .is_some_and(|slow| elapsed >= slow)
+    }
+
+    /// Whether calls are timed (slow-call detection is on).
+    pub(crate) fn times_calls(&self) -> bool {
+        self.settings.slow_call_duration.is_some()
+    }
+
+    /// Forces the breaker open: every call is rejected until [`reset`](Self::reset).
+    pub fn force_open(&self, now: Instant) {
+        self.override_to(State::ForcedOpen, now);
+    }
+
+    /// Disables the breaker: every call passes and none is counted until
+    /// [`reset`](Self::reset).
+    pub fn disable(&self, now: Instant) {
+        self.override_to(State::Disabled, now);
+    }
+
+    /// Closes the breaker with an empty window and forgets past trips.
+    pub fn reset(&self, now: Instant) {
+        let mut inner = self.lock();
+        if inner.state == State::Closed {
+            inner.window.clear();
+            inner.trips = 0;
+        } else {
+            self.transition(&mut inner, State::Closed, now);
+        }
+    }
+
+    fn override_to(&self, to: State, now: Instant) {
+        let mut inner = self.lock();
+        if inner.state != to {
+            self.transition(&mut inner, to, now);
+        }
+    }
+
+    fn record(&self, permit: &Permit, outcome: Outcome, now: Instant) {
+        self.observer.on_call(outcome.into());
+        let mut inner = self.lock();
+        if inner.generation != permit.generation {
+            return; // admitted in an earlier state: its outcome belongs to no current decision
+        }
+        match inner.state {
+            State::Closed => {
+                let stats = inner.window.record(outcome, now);
+                self.observer.on_window(stats);
+                if self.should_trip(&stats) {
+                    self.transition(&mut inner, State::Open, now);
+                }
+            }
+            State::HalfOpen => match outcome {
+                Outcome::Success => {
+                    inner.trial_successes += 1;
+                    if inner.trial_successes == self.settings.half_open_calls {
+                        self.transition(&mut inner, State::Closed, now);
+                    }
+                }
+                Outcome::Failure | Outcome::Slow => self.transition(&mut inner, State::Open, now),
+            },
+            State::Open | State::ForcedOpen | State::Disabled => {}
+        }
+    }
+
+    fn release(&self, permit: &Permit) {
+        if !permit.trial {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.generation == permit.generation && inner.state == State::HalfOpen {
+            inner.trials_left += 1;
+        }
+    }
+
+    fn should_trip(&self, stats: &WindowStats) -> bool {
+        let settings = &self.settings;
+        let over = |count: u32, threshold_ppm: u64| {
+            u64::from(count) * 1_000_000 >= threshold_ppm * u64::from(stats.calls)
+        };
+        stats.calls >= settings.minimum_calls
+            && (over(stats.failures, settings.failure_ppm)
+                || (settings.slow_call_duration.is_some() && over(stats.slow, settings.slow_ppm)))
+    }
+
+    /// Moves to `to`; the caller holds the lock (so observers see transitions in order).
+    fn transition(&self, inner: &mut Inner, to: State, now: Instant) {
+        let from = inner.state;
+        inner.state = to;
+        inner.generation += 1;
+        match to {
+            State::Open => {
+                inner.trips += 1;
+                let wait = self.open_wait(inner.trips);
+                let until = self.nanos(now).saturating_add(wait.as_nanos() as u64);
+                // Stored before the state below, so a reader that sees `open` sees its end.
+                self.open_until.store(until, Ordering::Release);
+            }
+            State::HalfOpen => {
+                inner.trials_left = self.settings.half_open_calls;
+                inner.trial_successes = 0;
+            }
+            State::Closed => {
+                inner.window.clear();
+                inner.trips = 0;
+            }
+            State::ForcedOpen | State::Disabled => inner.window.clear(),
+        }
+        self.packed
+            .store(pack(to, inner.generation), Ordering::Release);
+        self.observer.on_transition(from, to);
+    }
+
+    /// `wait × multiplier^(trips − 1)`, capped.
+    fn open_wait(&self, trips: u32) -> Duration {
+        let settings = &self.settings;
+        let factor = settings
+            .wait_multiplier
+            .powi(trips.saturating_sub(1).min(64) as i32);
+        let wait = settings.wait.as_secs_f64() * factor;
+        if wait >= settings.max_wait.as_secs_f64() {
+            settings.max_wait
+        } else {
+            Duration::from_secs_f64(wait)
+        }
+    }
+
+    fn nanos(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock can only come from an observer; the state it guards
+        // is updated before observers run, so it is still consistent.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl fmt::Debug for Circuit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Circuit")
+            .field("state", &self.state())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Permit ===
+
+impl Permit {
+    /// Notes that the call starts at `now`, for slow-call detection on cancellation.
+    pub fn start(&mut self, now: Instant) {
+        self.started = Some(now);
+    }
+
+    /// Records how the call ended, at `now`.
+    pub fn record(mut self, outcome: Outcome, now: Instant) {
+        self.done = true;
+        self.circuit.record(&self, outcome, now);
+    }
+
+    /// Whether this permit is one of the half-open trial calls.
+    pub fn is_trial(&self) -> bool {
+        self.trial
+    }
+
+    /// Gives the permit back without an outcome (the call says nothing about the
+    /// dependency): a half-open trial slot becomes free again.
+    pub fn release(mut self) {
+        self.done = true;
+        self.circuit.release(&self);
+    }
+
+    /// Records the call the way the service does: reads the clock only when the window or
+    /// slow-call detection needs it.
+    pub(crate) fn finish(self, verdict: Verdict) {
+        let circuit = Arc::clone(&self.circuit);
+        let now = if circuit.settings.needs_clock {
+            Instant::now()
+        } else {
+            circuit.origin
+        };
+        let outcome = match verdict {
+            Verdict::Ignore => return self.release(),
+            Verdict::Failure => Outcome::Failure,
+            Verdict::Success => match self.started {
+                Some(started) if circuit.is_slow(now.saturating_duration_since(started)) => {
+                    Outcome::Slow
+                }
+                _ => Outcome::Success,
+            },
+        };
+        self.record(outcome, now);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let circuit = &self.circuit;
+        if let (Some(started), Some(_)) = (self.started, circuit.settings.slow_call_duration) {
+            let now = Instant::now();
+            if circuit.is_slow(now.saturating_duration_since(started)) {
+                circuit.record(self, Outcome::Slow, now);
+                return;
+            }
+        }
+        circuit.release(self);
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("generation", &self.generation)
+            .field("trial", &self.trial)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,237 @@
+//! The sliding windows that hold recent outcomes: a ring of the last `n` outcomes, or ten
+//! time buckets. Both keep running totals, so recording and reading are O(1) (O(buckets) to
+//! expire old time buckets).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Outcome, SlidingWindow};
+
+/// Totals over the current window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowStats {
+    /// Finished calls in the window.
+    pub calls: u32,
+    /// Of which failed.
+    pub failures: u32,
+    /// Of which succeeded but slowly.
+    pub slow: u32,
+}
+
+impl WindowStats {
+    /// failures / calls, or 0 for an empty window.
+    pub fn failure_rate(&self) -> f64 {
+        ratio(self.failures, self.calls)
+    }
+
+    /// slow / calls, or 0 for an empty window.
+    pub fn slow_call_rate(&self) -> f64 {
+        ratio(self.slow, self.calls)
+    }
+
+    fn add(&mut self, outcome: Outcome, sign: i8) {
+        let apply = |n: &mut u32| {
+            *n = if sign > 0 { *n + 1 } else { *n - 1 };
+        };
+        apply(&mut self.calls);
+        match outcome {
+            Outcome::Success => {}
+            Outcome::Failure => apply(&mut self.failures),
+            Outcome::Slow => apply(&mut self.slow),
+        }
+    }
+}
+
+fn ratio(part: u32, whole: u32) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        f64::from(part) / f64::from(whole)
+    }
+}
+
+#[derive(Debug)]
+pub(super) enum Window {
+    Count(CountWindow),
+    Time(TimeWindow),
+}
+
+impl Window {
+    pub(super) fn new(kind: SlidingWindow, origin: Instant) -> Self {
+        match kind {
+            SlidingWindow::Count(size) => Self::Count(CountWindow {
+                ring: vec![Outcome::Success; size as usize].into_boxed_slice(),
+                next: 0,
+                stats: WindowStats::default(),
+            }),
+            SlidingWindow::Time(span) => Self::Time(TimeWindow {
+                buckets: vec![Bucket::default(); BUCKETS].into_boxed_slice(),
+                width: span / BUCKETS as u32,
+                origin,
+                stats: WindowStats::default(),
+            }),
+        }
+    }
+
+    pub(super) fn record(&mut self, outcome: Outcome, now: Instant) -> WindowStats {
+        match self {
+            Self::Count(window) => window.record(outcome),
+            Self::Time(window) => window.record(outcome, now),
+        }
+    }
+
+    pub(super) fn stats(&self, now: Instant) -> WindowStats {
+        match self {
+            Self::Count(window) => window.stats,
+            Self::Time(window) => window.stats_at(now),
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        match self {
+            Self::Count(window) => {
+                window.next = 0;
+                window.stats = WindowStats::default();
+            }
+            Self::Time(window) => {
+                window.buckets.fill(Bucket::default());
+                window.stats = WindowStats::default();
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct CountWindow {
+    /// The outcomes, oldest overwritten first; only the first `stats.calls` slots are live
+    /// until the ring has filled once.
+    ring: Box<[Outcome]>,
+    next: usize,
+    stats: WindowStats,
+}
+
+impl CountWindow {
+    fn record(&mut self, outcome: Outcome) -> WindowStats {
+        if self.stats.calls as usize == self.ring.len() {
+            let evicted = self.ring[self.next];
+            self.stats.add(evicted, -1);
+        }
+        self.ring[self.next] = outcome;
+        self.stats.add(outcome, 1);
+        self.next = (self.next + 1) % self.ring.len();
+        self.stats
+    }
+}
+
+/// Number of buckets a time window is cut into.
+const BUCKETS: usize = 10;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    /// Which bucket-width period since `origin` this bucket holds.
+    period: u64,
+    stats: WindowStats,
+}
+
+#[derive(Debug)]
+pub(super) struct TimeWindow {
+    buckets: Box<[Bucket]>,
+    width: Duration,
+    origin: Instant,
+    /// Totals of the live buckets, as of the last `record`.
+    stats: WindowStats,
+}
+
+impl TimeWindow {
+    fn period(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.origin).as_nanos();
+        (elapsed / self.width.as_nanos()) as u64
+    }
+
+    /// Whether a bucket of `period` still counts at `current`.
+    fn is_live(period: u64, current: u64) -> bool {
+        period + BUCKETS as u64 > current
+    }
+
+    fn record(&mut self, outcome: Outcome, now: Instant) -> WindowStats {
+        let current = self.period(now);
+        for bucket in self.buckets.iter_mut() {
+            if bucket.stats.calls > 0 && !Self::is_live(bucket.period, current) {
+                self.stats.calls -= bucket.stats.calls;
+                self.stats.failures -= bucket.stats.failures;
+                self.stats.slow -= bucket.stats.slow;
+                *bucket = Bucket::default();
+            }
+        }
+        let slot = &mut self.buckets[(current % BUCKETS as u64) as usize];
+        if slot.period != current {
+            // Empty (its calls, if any, were expired above): claim it for this period.
+            *slot = Bucket {
+                period: current,
+                stats: WindowStats::default(),
+            };
+        }
+        slot.stats.add(outcome, 1);
+        self.stats.add(outcome, 1);
+        self.stats
+    }
+
+    fn stats_at(&self, now: Instant) -> WindowStats {
+        let current = self.period(now);
+        let mut stats = WindowStats::default();
+        for bucket in self
+            .buckets
+            .iter()
+            .filter(|b| Self::is_live(b.period, current))
+        {
+            stats.calls += bucket.stats.calls;
+            stats.failures += bucket.stats.failures;
+            stats.slow += bucket.stats.slow;
+        }
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_window_forgets_the_oldest_call() {
+        let now = Instant::now();
+        let mut window = Window::new(SlidingWindow::Count(3), now);
+        window.record(Outcome::Failure, now);
+        window.record(Outcome::Slow, now);
+        window.record(Outcome::Success, now);
+        let stats = window.record(Outcome::Success, now);
+        assert_eq!(
+            stats,
+            WindowStats {
+                calls: 3,
+                failures: 0,
+                slow: 1
+            }
+        );
+    }
+
+    #[test]
+    fn time_window_forgets_calls_older_than_its_span() {
+        let origin = Instant::now();
+        let mut window = Window::new(SlidingWindow::Time(Duration::from_secs(10)), origin);
+        window.record(Outcome::Failure, origin);
+        let later = origin + Duration::from_millis(9_999);
+        assert_eq!(window.record(Outcome::Success, later).calls, 2);
+        let expired = origin + Duration::from_secs(10);
+        assert_eq!(
+            window.stats(expired),
+            WindowStats {
+                calls: 1,
+                failures: 0,
+                slow: 0
+            }
+        );
+        assert_eq!(window.record(Outcome::Slow, expired).failures, 0);
+        assert_eq!(window.stats(origin + Duration::from_secs(30)).calls, 0);
+    }
+}
