@@ -1,0 +1,112 @@
+//! The payment service's configuration: every flag has an environment variable, and this is
+//! the only module that reads the environment (through clap).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+use secrecy::SecretString;
+use telemetry::TelemetryArgs;
+
+use crate::faults::Preset;
+
+/// Payment service: charges orders exactly once, and misbehaves on demand.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "payment", version, about, long_about = None)]
+pub struct Config {
+    /// gRPC listener (PaymentService, grpc.health.v1, server reflection).
+    #[arg(long, env = "PAYMENT_GRPC_ADDR", default_value = "127.0.0.1:50052")]
+    pub grpc_addr: SocketAddr,
+
+    /// Ops listener: /metrics, /healthz, /readyz and, with a token, /admin.
+    #[arg(long, env = "PAYMENT_OPS_ADDR", default_value = "127.0.0.1:9465")]
+    pub ops_addr: SocketAddr,
+
+    /// SQLite file of the ledger; created with its folder if missing.
+    #[arg(
+        long,
+        env = "PAYMENT_DATABASE_PATH",
+        default_value = ".stormproof/payment.db"
+    )]
+    pub database_path: PathBuf,
+
+    /// Bearer token of the admin API. Without one, /admin answers 404.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+
+    /// How long in-flight calls may take to finish after SIGTERM before they are cut.
+    #[arg(long, env = "PAYMENT_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    #[command(flatten)]
+    pub faults: FaultArgs,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// The faults in force at start; `PUT /admin/faults` changes them live.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Faults at start")]
+pub struct FaultArgs {
+    /// Start from a named set: none, seed (200 ms + 25 % failures), brownout (2 s latency) or
+    /// outage. The flags below override single knobs of it.
+    #[arg(long = "faults", env = "PAYMENT_FAULTS", value_enum, default_value_t = Preset::None)]
+    pub preset: Preset,
+    /// Added to every call, in milliseconds.
+    #[arg(long, env = "PAYMENT_LATENCY_MS")]
+    pub latency_ms: Option<u64>,
+    /// Up to this many milliseconds more, uniformly at random.
+    #[arg(long, env = "PAYMENT_JITTER_MS")]
+    pub jitter_ms: Option<u64>,
+    /// Share of calls answered UNAVAILABLE (0..=1).
+    #[arg(long, env = "PAYMENT_FAILURE_RATE")]
+    pub failure_rate: Option<f64>,
+    /// Share of calls never answered (0..=1); the caller's deadline ends them.
+    #[arg(long, env = "PAYMENT_HANG_RATE")]
+    pub hang_rate: Option<f64>,
+    /// Share of charges declined for a business reason (0..=1): an answer, not an error.
+    #[arg(long, env = "PAYMENT_DECLINE_RATE")]
+    pub decline_rate: Option<f64>,
+    /// Answer every call UNAVAILABLE.
+    #[arg(long, env = "PAYMENT_OUTAGE", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub outage: Option<bool>,
+}
+
+/// Durations as `500ms`, `10s`, `2m`, or a bare number of seconds.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let (number, unit) = value
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((value, "s"), |at| value.split_at(at));
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration such as 500ms, 10s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!("`{value}`: the unit must be ms, s or m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ports() {
+        let config = Config::try_parse_from(["payment"]).expect("defaults are valid");
+        assert_eq!(config.grpc_addr.port(), 50052);
+        assert_eq!(config.ops_addr.port(), 9465);
+        assert!(config.admin_token.is_none());
+    }
+}

@@ -1,0 +1,237 @@
+//! Binds the listeners, serves gRPC and ops, and drains on shutdown.
+//!
+//! [`Application::build`] opens the ledger and binds both listeners, so the caller (main, or a
+//! test on port 0) learns the real addresses before anything is served;
+//! [`Application::run_until_stopped`] serves until its shutdown future resolves, then stops
+//! accepting, lets in-flight calls finish within the grace period, and closes the ledger.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use contracts::payment::v1::payment_service_server::PaymentServiceServer;
+use metrics_exporter_prometheus::PrometheusHandle;
+use telemetry::{grpc::GrpcServerLayer, http::HttpServerLayer, ops::Readiness};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    admin,
+    config::Config,
+    faults::{FaultSettings, Faults},
+    grpc::PaymentApi,
+    ledger::{Ledger, OpenError},
+    metrics,
+};
+
+/// Why the service could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The ledger could not be opened.
+    #[error(transparent)]
+    Ledger(#[from] OpenError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built from the descriptor sets.
+    #[error("cannot build gRPC reflection")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A server stopped with an error.
+    #[error("the {server} server failed")]
+    Serve {
+        /// `grpc` or `ops`.
+        server: &'static str,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The payment service, bound and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    grpc: TcpListener,
+    ops: TcpListener,
+    ledger: Ledger,
+    faults: Arc<Faults>,
+    config: Config,
+    prometheus: PrometheusHandle,
+    readiness: Readiness,
+}
+
+impl Application {
+    /// Opens the ledger and binds the gRPC and ops listeners.
+    ///
+    /// `faults` are the settings at start (the flags, already validated).
+    pub async fn build(
+        config: Config,
+        faults: FaultSettings,
+        prometheus: PrometheusHandle,
+    ) -> Result<Self, StartupError> {
+        metrics::describe();
+        let ledger = Ledger::open(&config.database_path).await?;
+        let grpc = bind(config.grpc_addr).await?;
+        let ops = bind(config.ops_addr).await?;
+        Ok(Self {
+            grpc,
+            ops,
+            ledger,
+            faults: Arc::new(Faults::new(faults)),
+            config,
+            prometheus,
+            readiness: Readiness::new(),
+        })
+    }
+
+    /// The bound gRPC address (the real port when 0 was asked for).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().unwrap_or(self.config.grpc_addr)
+    }
+
+    /// The bound ops address.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops.local_addr().unwrap_or(self.config.ops_addr)
+    }
+
+    /// The fault settings, shared with the admin API (tests change them directly).
+    pub fn faults(&self) -> Arc<Faults> {
+        self.faults.clone()
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> Ledger {
+        self.ledger.clone()
+    }
+
+    /// Serves until `shutdown` resolves or a server fails, then drains.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartupError> {
+        let (grpc_addr, ops_addr) = (self.grpc_addr(), self.ops_addr());
+        let token = CancellationToken::new();
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<PaymentServiceServer<PaymentApi>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(contracts::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let api = PaymentApi::new(self.ledger.clone(), self.faults.clone());
+
+        let mut servers = JoinSet::new();
+        let grpc = tonic::transport::Server::builder()
+            .layer(GrpcServerLayer::new())
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(PaymentServiceServer::new(api))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc),
+                token.clone().cancelled_owned(),
+            );
+        servers.spawn(async move { ("grpc", grpc.await.map_err(Into::into)) });
+
+        let mut ops = telemetry::ops::router(self.prometheus.clone(), self.readiness.clone());
+        if let Some(token) = self.config.admin_token.clone() {
+            ops = ops.merge(admin::router(self.faults.clone(), token));
+        }
+        let ops = axum::serve(self.ops, ops.layer(HttpServerLayer::new()))
+            .with_graceful_shutdown(token.clone().cancelled_owned());
+        servers.spawn(async move { ("ops", ops.await.map_err(Into::into)) });
+
+        self.readiness.set(true);
+        tracing::info!(%grpc_addr, %ops_addr, admin = self.config.admin_token.is_some(), "payment.listening");
+
+        let mut failure = None;
+        tokio::select! {
+            () = shutdown => tracing::info!("payment.shutdown_requested"),
+            Some(stopped) = servers.join_next() => {
+                failure = server_failure(stopped);
+                tracing::error!("payment.server_stopped_early");
+            }
+        }
+
+        // Drain: out of rotation first, then stop accepting and let in-flight calls finish.
+        self.readiness.set(false);
+        health_reporter
+            .set_not_serving::<PaymentServiceServer<PaymentApi>>()
+            .await;
+        token.cancel();
+        let grace = self.config.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(stopped) = servers.join_next().await {
+                if failure.is_none() {
+                    failure = server_failure(stopped);
+                }
+            }
+        })
+        .await
+        .is_ok();
+        if drained {
+            tracing::info!("payment.drained");
+        } else {
+            tracing::warn!(grace_seconds = grace.as_secs_f64(), "payment.drain_forced");
+            servers.abort_all();
+        }
+        self.ledger.close().await;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+type Stopped = Result<
+    (
+        &'static str,
+        Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    ),
+    tokio::task::JoinError,
+>;
+
+fn server_failure(stopped: Stopped) -> Option<StartupError> {
+    match stopped {
+        Ok((_, Ok(()))) => None,
+        Ok((server, Err(source))) => Some(StartupError::Serve { server, source }),
+        Err(join) => Some(StartupError::Serve {
+            server: "a",
+            source: Box::new(join),
+        }),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (what Kubernetes sends before it kills a pod).
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "signal.sigterm_unavailable"
+                );
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// The default grace period, for tests that build a [`Config`] by hand.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);

@@ -1,0 +1,193 @@
+//! `spawn_app()`: the same `Application::build` as `main`, on 127.0.0.1:0, with a fresh ledger.
+
+use std::{
+    io::Write,
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use contracts::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
+use secrecy::SecretString;
+use stormproof_payment::{
+    Application, Config,
+    faults::{FaultSettings, Faults},
+    ledger::Ledger,
+};
+use telemetry::{ServiceInfo, TelemetryArgs, TelemetryGuard};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+static TELEMETRY: OnceLock<TelemetryGuard> = OnceLock::new();
+
+/// Log lines written so far (JSON), when the test asked for them.
+pub static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Installs telemetry once per process: no span export unless `otlp_endpoint` is given; log
+/// lines kept in [`LOGS`] (and echoed when TEST_LOG is set).
+pub fn init_telemetry(otlp_endpoint: Option<String>) -> &'static TelemetryGuard {
+    TELEMETRY.get_or_init(|| {
+        let args = TelemetryArgs {
+            otel_sdk_disabled: otlp_endpoint.is_none(),
+            otel_exporter_otlp_endpoint: otlp_endpoint.unwrap_or_default(),
+            ..TelemetryArgs::default()
+        };
+        let service = ServiceInfo {
+            name: "payment",
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        telemetry::init_with_writer(&args, service, || LogSink)
+            .expect("telemetry installs once per test process")
+    })
+}
+
+struct LogSink;
+
+impl Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stdout().write_all(bytes)?;
+        }
+        if let Ok(mut logs) = LOGS.lock() {
+            logs.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub struct TestApp {
+    pub grpc_addr: SocketAddr,
+    pub ops_addr: SocketAddr,
+    pub faults: Arc<Faults>,
+    pub ledger: Ledger,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<Result<(), stormproof_payment::StartupError>>,
+    _dir: Option<Arc<tempfile::TempDir>>,
+}
+
+/// A healthy payment service with an admin token, on a fresh ledger.
+pub async fn spawn_app() -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let database = dir.path().join("payment.db");
+    let mut app = spawn_app_on(&database, Some(ADMIN_TOKEN)).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// A payment service on the ledger file `database`.
+pub async fn spawn_app_on(database: &Path, admin_token: Option<&str>) -> TestApp {
+    let guard = init_telemetry(None);
+    let mut config =
+        <Config as clap::Parser>::try_parse_from(["payment"]).expect("the defaults parse");
+    config.grpc_addr = "127.0.0.1:0".parse().expect("address");
+    config.ops_addr = "127.0.0.1:0".parse().expect("address");
+    config.database_path = database.to_owned();
+    config.admin_token = admin_token.map(|token| SecretString::from(token.to_owned()));
+    let app = Application::build(config, FaultSettings::default(), guard.prometheus())
+        .await
+        .expect("payment starts");
+    let (grpc_addr, ops_addr) = (app.grpc_addr(), app.ops_addr());
+    let (faults, ledger) = (app.faults(), app.ledger());
+    let (stop, stopped) = oneshot::channel();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        grpc_addr,
+        ops_addr,
+        faults,
+        ledger,
+        http: reqwest::Client::new(),
+        stop: Some(stop),
+        server,
+        _dir: None,
+    }
+}
+
+impl TestApp {
+    pub async fn client(&self) -> PaymentServiceClient<Channel> {
+        PaymentServiceClient::connect(format!("http://{}", self.grpc_addr))
+            .await
+            .expect("payment accepts connections")
+    }
+
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.ops_addr)
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.ops_url("/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// Stops the server (graceful drain) and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.server)
+            .await
+            .expect("server task")
+            .expect("server stops cleanly");
+    }
+
+    pub fn set_faults(&self, settings: FaultSettings) {
+        self.faults.set(settings);
+    }
+}
+
+/// A valid charge of `amount` EUR cents by card.
+pub fn charge(order_id: &str, amount: i64) -> pb::ProcessPaymentRequest {
+    pb::ProcessPaymentRequest {
+        order_id: order_id.to_owned(),
+        amount: Some(pb::Money {
+            amount_minor: amount,
+            currency_code: "EUR".to_owned(),
+        }),
+        method: pb::PaymentMethod::Card as i32,
+    }
+}
+
+/// The value of the sample `name{labels…}` in a Prometheus text exposition, where every label
+/// given matches (others may be present).
+pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        if line.starts_with('#') {
+            return None;
+        }
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, label_text) = match series.split_once('{') {
+            Some((metric, rest)) => (metric, rest.strip_suffix('}')?),
+            None => (series, ""),
+        };
+        if metric != name {
+            return None;
+        }
+        let present: Vec<(&str, &str)> = label_text
+            .split("\",")
+            .filter(|pair| !pair.is_empty())
+            .filter_map(|pair| {
+                let (key, value) = pair.split_once("=\"")?;
+                Some((key, value.trim_end_matches('"')))
+            })
+            .collect();
+        labels
+            .iter()
+            .all(|wanted| present.contains(wanted))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
