@@ -161,7 +161,8 @@ impl GrpcClassifier {
 
     /// The verdict on a call that ended with `status`.
     pub fn classify_status(&self, status: &Status) -> Verdict {
-        if status.code() != Code::Ok && self.failures.contains(status.code()) {
+        let code = status_code(status);
+        if code != Code::Ok && self.failures.contains(code) {
             Verdict::Failure
         } else {
             Verdict::Success
@@ -181,7 +182,7 @@ impl GrpcClassifier {
 
     /// The retry decision for a call that ended with `status`.
     pub fn retry_status(&self, status: &Status) -> RetryDecision {
-        if !self.retryable.contains(status.code()) {
+        if !self.retryable.contains(status_code(status)) {
             return RetryDecision::Stop;
         }
         match pushback(status.metadata()) {
@@ -206,6 +207,19 @@ impl GrpcClassifier {
 impl Default for GrpcClassifier {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The code a status really stands for.
+///
+/// tonic's channel enforces an outgoing request's `grpc-timeout` itself and reports the expiry
+/// as `CANCELLED` ("Timeout expired"), with [`tonic::TimeoutExpired`] as its source; that is a
+/// `DEADLINE_EXCEEDED` as far as the dependency's health goes, and is classified so.
+pub fn status_code(status: &Status) -> Code {
+    if status.code() == Code::Cancelled && find_cause::<tonic::TimeoutExpired>(status).is_some() {
+        Code::DeadlineExceeded
+    } else {
+        status.code()
     }
 }
 
@@ -344,6 +358,24 @@ mod tests {
         );
         assert_eq!(with_pushback("-1"), RetryDecision::Stop);
         assert_eq!(with_pushback("soon"), RetryDecision::Stop);
+    }
+
+    #[test]
+    fn tonic_client_timeouts_count_as_deadline_exceeded() {
+        let error: BoxError = Box::new(tonic::TimeoutExpired(()));
+        let status = Status::from_error(error);
+        assert_eq!(status.code(), Code::Cancelled);
+        assert_eq!(status_code(&status), Code::DeadlineExceeded);
+        assert_eq!(verdict_of(status), Verdict::Failure);
+        assert_eq!(
+            verdict(Code::Cancelled),
+            Verdict::Success,
+            "a caller's own cancel is not"
+        );
+    }
+
+    fn verdict_of(status: Status) -> Verdict {
+        GrpcClassifier::new().classify(&Err::<(), _>(status))
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub mod error;
 pub mod limit;
 pub mod retry;
 
-pub use classify::{Classify, ClassifyRetry, GrpcClassifier, RetryDecision, Verdict};
+pub use classify::{Classify, ClassifyRetry, GrpcClassifier, RetryDecision, Verdict, status_code};
 pub use error::{ConfigError, find_cause, is_caused_by};
 
 /// The error type of every layer that adds a failure mode of its own (as in tower).

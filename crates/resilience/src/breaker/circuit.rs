@@ -331,17 +331,18 @@ impl Circuit {
         self.observer.on_transition(from, to);
     }
 
-    /// `wait × multiplier^(trips − 1)`, capped.
+    /// `wait × multiplier^(trips − 1)`, capped; computed in whole nanoseconds so that a wait
+    /// of whole milliseconds doubles exactly.
     fn open_wait(&self, trips: u32) -> Duration {
         let settings = &self.settings;
         let factor = settings
             .wait_multiplier
             .powi(trips.saturating_sub(1).min(64) as i32);
-        let wait = settings.wait.as_secs_f64() * factor;
-        if wait >= settings.max_wait.as_secs_f64() {
+        let nanos = (settings.wait.as_nanos() as f64 * factor).round();
+        if nanos >= settings.max_wait.as_nanos() as f64 {
             settings.max_wait
         } else {
-            Duration::from_secs_f64(wait)
+            Duration::from_nanos(nanos as u64)
         }
     }
 
