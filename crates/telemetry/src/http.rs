@@ -178,7 +178,10 @@ where
                 "http_response_status_code" => status.to_string(),
             )
             .record(observation.start.elapsed());
-            observation.span.record("http.response.status_code", status);
+            // As i64: tracing-opentelemetry has no u64 visitor and would record text.
+            observation
+                .span
+                .record("http.response.status_code", i64::from(status));
             if status >= 500 {
                 observation.span.record("otel.status_code", "ERROR");
             }

@@ -81,6 +81,8 @@ where
         .with_tracer(provider.tracer(service.name))
         .with_location(false)
         .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
 }
 
 /// Spans worth exporting: ours at info and above, never the exporter's own transport (which

@@ -118,7 +118,7 @@ impl Application {
             .set_serving::<PaymentServiceServer<PaymentApi>>()
             .await;
         let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(contracts::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(contracts::payment::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let api = PaymentApi::new(self.ledger.clone(), self.faults.clone());

@@ -161,33 +161,4 @@ pub fn charge(order_id: &str, amount: i64) -> pb::ProcessPaymentRequest {
     }
 }
 
-/// The value of the sample `name{labels…}` in a Prometheus text exposition, where every label
-/// given matches (others may be present).
-pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    exposition.lines().find_map(|line| {
-        if line.starts_with('#') {
-            return None;
-        }
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, label_text) = match series.split_once('{') {
-            Some((metric, rest)) => (metric, rest.strip_suffix('}')?),
-            None => (series, ""),
-        };
-        if metric != name {
-            return None;
-        }
-        let present: Vec<(&str, &str)> = label_text
-            .split("\",")
-            .filter(|pair| !pair.is_empty())
-            .filter_map(|pair| {
-                let (key, value) = pair.split_once("=\"")?;
-                Some((key, value.trim_end_matches('"')))
-            })
-            .collect();
-        labels
-            .iter()
-            .all(|wanted| present.contains(wanted))
-            .then(|| value.parse().ok())
-            .flatten()
-    })
-}
+pub use telemetry::testing::sample;
