@@ -7,7 +7,7 @@ use clap::Parser;
 use secrecy::SecretString;
 use telemetry::TelemetryArgs;
 
-use crate::faults::Preset;
+use crate::faults::{FaultSettings, Preset};
 
 /// Payment service: charges orders exactly once, and misbehaves on demand.
 #[derive(Debug, Clone, Parser)]
@@ -72,6 +72,26 @@ pub struct FaultArgs {
     pub outage: Option<bool>,
 }
 
+impl FaultArgs {
+    /// The preset, with single knobs overridden by their flags; out-of-range values refused.
+    pub fn settings(&self) -> Result<FaultSettings, String> {
+        let mut settings = self.preset.settings();
+        settings.latency_ms = self.latency_ms.unwrap_or(settings.latency_ms);
+        settings.jitter_ms = self.jitter_ms.unwrap_or(settings.jitter_ms);
+        settings.failure_rate = self.failure_rate.unwrap_or(settings.failure_rate);
+        settings.hang_rate = self.hang_rate.unwrap_or(settings.hang_rate);
+        settings.decline_rate = self.decline_rate.unwrap_or(settings.decline_rate);
+        settings.outage = self.outage.unwrap_or(settings.outage);
+        settings.validate().map(|()| settings).map_err(|errors| {
+            let fields: Vec<String> = errors
+                .iter()
+                .map(|error| format!("{}: {}", error.field, error.message))
+                .collect();
+            format!("invalid fault flags: {}", fields.join("; "))
+        })
+    }
+}
+
 /// Durations as `500ms`, `10s`, `2m`, or a bare number of seconds.
 fn parse_duration(value: &str) -> Result<Duration, String> {
     let (number, unit) = value
@@ -108,5 +128,18 @@ mod tests {
         assert_eq!(config.grpc_addr.port(), 50052);
         assert_eq!(config.ops_addr.port(), 9465);
         assert!(config.admin_token.is_none());
+    }
+
+    #[test]
+    fn fault_flags_override_the_preset_and_are_checked() {
+        let config =
+            Config::try_parse_from(["payment", "--faults", "seed", "--failure-rate", "0.5"])
+                .expect("valid flags");
+        let settings = config.faults.settings().expect("in range");
+        assert_eq!((settings.latency_ms, settings.failure_rate), (200, 0.5));
+
+        let config = Config::try_parse_from(["payment", "--hang-rate", "1.5"]).expect("parses");
+        let error = config.faults.settings().expect_err("out of range");
+        assert!(error.contains("hang_rate"), "{error}");
     }
 }
