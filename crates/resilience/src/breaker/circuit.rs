@@ -397,17 +397,17 @@ impl Permit {
     /// Records the call the way the service does: reads the clock only when the window or
     /// slow-call detection needs it.
     pub(crate) fn finish(self, verdict: Verdict) {
-        let circuit = Arc::clone(&self.circuit);
-        let now = if circuit.settings.needs_clock {
+        let settings = &self.circuit.settings;
+        let now = if settings.needs_clock {
             Instant::now()
         } else {
-            circuit.origin
+            self.circuit.origin
         };
         let outcome = match verdict {
             Verdict::Ignore => return self.release(),
             Verdict::Failure => Outcome::Failure,
             Verdict::Success => match self.started {
-                Some(started) if circuit.is_slow(now.saturating_duration_since(started)) => {
+                Some(started) if self.circuit.is_slow(now.saturating_duration_since(started)) => {
                     Outcome::Slow
                 }
                 _ => Outcome::Success,

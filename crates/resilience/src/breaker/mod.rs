@@ -20,17 +20,19 @@
 //! - **forced_open**, **disabled**: operator overrides set through a [`BreakerHandle`]
 //!   (reject everything; let everything pass uncounted) until `reset`.
 //!
-//! What counts as a failure is the [`Classify`](crate::Classify) passed to the layer:
+//! What counts as a failure is the [`Classify`] passed to the layer:
 //! [`GrpcClassifier`](crate::GrpcClassifier) for tonic, or any closure.
 //!
 //! # Why not an existing breaker
 //!
-//! tower-resilience's breaker locks an async mutex twice per call and boxes its future; it
-//! reads `std::time::Instant`, which `tokio::time::pause` cannot drive; it has no disabled
-//! override and no growing open wait. failsafe's half-open state admits every call rather than
-//! `n`, has no slow-call rate, no count window and no tower `Service`. This breaker meets every
-//! requirement with a lock-free closed path, and is benchmarked against both in
-//! `benches/breaker.rs`.
+//! tower-resilience's breaker (0.13) has three states only: its `force_open` is an ordinary
+//! open state that half-opens after the wait, so neither operator override (forced_open,
+//! disabled) exists; its open wait never grows; it reads `std::time::Instant`, which
+//! `tokio::time::pause` cannot drive; and every call boxes a future and takes an async mutex
+//! twice. failsafe (1.3) half-opens by letting every call through and closing on the first
+//! success, rather than admitting exactly `n` trials; it has no slow-call rate, no count
+//! window, and is not a tower `Service`. This breaker meets every requirement with a
+//! lock-free admission path, and `benches/breaker.rs` measures it against both.
 
 mod circuit;
 mod config;

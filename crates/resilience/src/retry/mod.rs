@@ -27,7 +27,7 @@
 //!
 //! tower's [`Retry`](tower::retry::Retry) service and response future (a named state machine:
 //! call, wait, poll the service ready, call again) and tower's
-//! [`TpsBudget`](tower::retry::budget::TpsBudget) (exactly the ratio + floor + time-to-live
+//! [`TpsBudget`] (exactly the ratio + floor + time-to-live
 //! budget above, on tokio's clock) do the mechanics. This module adds only the decisions, as a
 //! tower [`Policy`](tower::retry::Policy): classification, jitter, pushback, the deadline check
 //! and the observer.
