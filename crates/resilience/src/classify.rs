@@ -330,6 +330,26 @@ mod tests {
     }
 
     #[test]
+    fn local_rejections_are_ignored_by_the_breaker_and_never_retried() {
+        let classifier = GrpcClassifier::new();
+        let rejections: [BoxError; 2] = [
+            Box::new(BreakerOpen::new(crate::breaker::State::Open)),
+            Box::new(BulkheadFull::new()),
+        ];
+        for error in rejections {
+            let result: Result<(), BoxError> = Err(error);
+            assert_eq!(classifier.classify(&result), Verdict::Ignore);
+            assert_eq!(classifier.classify_retry(&result), RetryDecision::Stop);
+        }
+        let transport: Result<(), BoxError> = Err(Box::new(std::io::Error::other("reset")));
+        assert_eq!(classifier.classify(&transport), Verdict::Failure);
+        assert_eq!(classifier.classify_retry(&transport), RetryDecision::Retry);
+        let expired: Result<(), BoxError> = Err(Box::new(DeadlineExceeded::new()));
+        assert_eq!(classifier.classify(&expired), Verdict::Failure);
+        assert_eq!(classifier.classify_retry(&expired), RetryDecision::Stop);
+    }
+
+    #[test]
     fn only_unavailable_is_retried_by_default() {
         let classifier = GrpcClassifier::new();
         let retry = |code| classifier.classify_retry(&Err::<(), _>(Status::new(code, "x")));
