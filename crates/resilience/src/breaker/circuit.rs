@@ -147,7 +147,8 @@ impl Circuit {
         unpack(self.packed.load(Ordering::Acquire)).0
     }
 
-    /// Totals of the current window at `now` (empty outside the closed state).
+    /// Totals of the window at `now`. While open or half-open, this is the window that
+    /// tripped the breaker; it starts empty when the breaker closes again.
     pub fn stats(&self, now: Instant) -> WindowStats {
         self.lock().window.stats(now)
     }

@@ -174,7 +174,8 @@ impl BreakerHandle {
         self.circuit.state()
     }
 
-    /// Failures / calls over the current window (0 when empty or not closed).
+    /// Failures / calls over the window (see [`Circuit::stats`]), for
+    /// `circuit_breaker_failure_rate`.
     pub fn failure_rate(&self) -> f64 {
         self.circuit.stats(Instant::now()).failure_rate()
     }

@@ -10,11 +10,16 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::DeadlineExceeded;
-use crate::BoxError;
+use crate::{BoxError, is_caused_by};
 
 pin_project! {
     /// Resolves to the inner response, or to [`DeadlineExceeded`] when the deadline passes
     /// first (dropping the inner call).
+    ///
+    /// A tonic channel enforces the `grpc-timeout` this layer wrote on the request and may
+    /// give up a moment before this layer's own timer, reporting `CANCELLED` caused by
+    /// [`tonic::TimeoutExpired`]; that error is the same deadline and becomes
+    /// [`DeadlineExceeded`] too, so callers match one type.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
@@ -41,7 +46,14 @@ where
         let this = self.project();
         if let Some(inner) = this.inner.as_pin_mut() {
             if let Poll::Ready(result) = inner.poll(cx) {
-                return Poll::Ready(result.map_err(Into::into));
+                return Poll::Ready(result.map_err(|error| {
+                    let error: BoxError = error.into();
+                    if is_caused_by::<tonic::TimeoutExpired>(&*error) {
+                        DeadlineExceeded::new().into()
+                    } else {
+                        error
+                    }
+                }));
             }
         } else {
             // The deadline had passed before the call: nothing was started.

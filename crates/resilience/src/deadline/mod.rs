@@ -158,6 +158,31 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_tonic_channel_timeout_is_reported_as_deadline_exceeded() {
+        let inner = service_fn(|_: WithDeadline<()>| async {
+            Err::<(), _>(tonic::Status::from_error(Box::new(tonic::TimeoutExpired(
+                (),
+            ))))
+        });
+        let error = DeadlineService::new(inner, config())
+            .oneshot(WithDeadline::new(()))
+            .await
+            .expect_err("timed out");
+        assert!(is_caused_by::<DeadlineExceeded>(&*error), "{error}");
+        let other = service_fn(|_: WithDeadline<()>| async {
+            Err::<(), _>(tonic::Status::unavailable("down"))
+        });
+        let error = DeadlineService::new(other, config())
+            .oneshot(WithDeadline::new(()))
+            .await
+            .expect_err("fails");
+        assert!(
+            !is_caused_by::<DeadlineExceeded>(&*error),
+            "other errors pass through"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_expired_request_is_not_sent() {
         let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = calls.clone();
