@@ -8,7 +8,7 @@
 //! one breaker and report the time per call of one thread. Every breaker trips on a failure
 //! rate over the last 100 calls (failsafe: over a 60 s window), after at least 100 calls.
 //!
-//! After criterion's own report, the run prints a table computed from the same samples
+//! After criterion's own report, the run prints a table computed from the same measured samples
 //! (median ns/call) with the ratio of ours to the best peer, for docs/performance.md.
 
 use std::{
@@ -186,7 +186,7 @@ fn main() {
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
-        .sample_size(20)
+        .sample_size(SAMPLE_SIZE)
         .configure_from_args();
 
     for scenario in ["closed, 1 thread", "closed, 2 threads"] {
@@ -252,8 +252,14 @@ fn main() {
     print_table();
 }
 
+/// Samples criterion measures per case, after its warm-up.
+const SAMPLE_SIZE: usize = 20;
+
+/// The median of the measured samples (the last [`SAMPLE_SIZE`]; the ones before are
+/// criterion's warm-up).
 fn median(samples: &[f64]) -> Option<f64> {
-    let mut sorted = samples.to_vec();
+    let measured = &samples[samples.len().saturating_sub(SAMPLE_SIZE)..];
+    let mut sorted = measured.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied()
 }
@@ -265,37 +271,43 @@ fn print_table() {
             .get(&(scenario, implementation))
             .and_then(|s| median(s))
     };
-    let cell = |value: Option<f64>| value.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"));
+    let cell = |value: Option<f64>, precision: usize| {
+        value.map_or_else(|| "–".to_owned(), |v| format!("{v:.precision$}"))
+    };
     println!();
     println!(
-        "| scenario | passthrough | ours | ours, slow calls off | tower-resilience | failsafe | ours / best peer | ours − passthrough |"
+        "| scenario | passthrough | ours | ours, slow calls off | tower-resilience | failsafe \
+         | ours / best peer | ours, slow calls off / best peer | ours − passthrough |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for scenario in [
         "closed, 1 thread",
         "closed, 2 threads",
         "open (rejection), 1 thread",
     ] {
-        let ours = ns(scenario, "ours");
         let best_peer = [ns(scenario, "tower-resilience"), ns(scenario, "failsafe")]
             .into_iter()
             .flatten()
             .min_by(f64::total_cmp);
-        let ratio = ours
-            .zip(best_peer)
-            .map(|(ours, peer)| format!("{:.2}", ours / peer));
+        let ratio = |implementation| {
+            ns(scenario, implementation)
+                .zip(best_peer)
+                .map(|(a, b)| a / b)
+        };
+        let ours = ns(scenario, "ours");
         let overhead = ours
             .zip(ns(scenario, "passthrough"))
             .map(|(ours, base)| ours - base);
         println!(
-            "| {scenario} | {} | {} | {} | {} | {} | {} | {} |",
-            cell(ns(scenario, "passthrough")),
-            cell(ours),
-            cell(ns(scenario, "ours, slow calls off")),
-            cell(ns(scenario, "tower-resilience")),
-            cell(ns(scenario, "failsafe")),
-            ratio.unwrap_or_else(|| "–".to_owned()),
-            cell(overhead),
+            "| {scenario} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(ns(scenario, "passthrough"), 1),
+            cell(ours, 1),
+            cell(ns(scenario, "ours, slow calls off"), 1),
+            cell(ns(scenario, "tower-resilience"), 1),
+            cell(ns(scenario, "failsafe"), 1),
+            cell(ratio("ours"), 2),
+            cell(ratio("ours, slow calls off"), 2),
+            cell(overhead, 1),
         );
     }
 }
