@@ -9,7 +9,9 @@
 //! without bound and tower's `LoadShed` sheds without any wait; this is the two with a bound
 //! in between, and with the rejection counted.)
 //!
-//! The slots are shared by every service the layer builds and by all their clones.
+//! The slots are shared by every service the layer builds and by all their clones. A call
+//! holds its slot from the moment it is admitted, including while the inner service gets
+//! ready (a channel reconnecting), so the bound is on everything waiting on the dependency.
 
 mod config;
 mod error;
@@ -87,7 +89,7 @@ impl fmt::Debug for Shared {
 
 /// One call's place in the bulkhead; dropping it frees the place.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     permit: Option<OwnedSemaphorePermit>,
     shared: Arc<Shared>,
 }

@@ -38,11 +38,12 @@ use tonic_health::pb::{
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 /// A health service that fails with `UNAVAILABLE` while `failing` is set, and otherwise
-/// answers after waiting for `gate` (when given).
+/// answers after waiting for `gate` (when given). Each call notifies `arrived`.
 #[derive(Clone, Default)]
 struct Scripted {
     failing: Arc<AtomicBool>,
     calls: Arc<AtomicUsize>,
+    arrived: Arc<Notify>,
     gate: Option<Arc<Notify>>,
 }
 
@@ -53,6 +54,7 @@ impl Health for Scripted {
         _: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.arrived.notify_one();
         if self.failing.load(Ordering::SeqCst) {
             return Err(Status::unavailable("scripted outage"));
         }
@@ -268,9 +270,7 @@ async fn the_adaptive_limit_sheds_with_resource_exhausted_in_a_tonic_server() {
             })
             .await
     });
-    while health.calls.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await; // the first call takes the only slot
-    }
+    health.arrived.notified().await; // the first call holds the only slot
     assert_eq!(limit.in_flight(), 1);
 
     let status = client(addr)
