@@ -45,14 +45,21 @@ struct Scripted {
     calls: Arc<AtomicUsize>,
     arrived: Arc<Notify>,
     gate: Option<Arc<Notify>>,
+    /// The `grpc-timeout` of the last call, as received.
+    timeout: Arc<std::sync::Mutex<Option<Duration>>>,
 }
 
 #[tonic::async_trait]
 impl Health for Scripted {
     async fn check(
         &self,
-        _: Request<HealthCheckRequest>,
+        request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
+        let timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|value| resilience::deadline::parse_grpc_timeout(value.to_str().ok()?).ok());
+        *self.timeout.lock().expect("not poisoned") = timeout;
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.arrived.notify_one();
         if self.failing.load(Ordering::SeqCst) {
@@ -213,7 +220,7 @@ async fn a_deadline_reaches_the_server_as_grpc_timeout_and_bounds_the_call() {
     let (incoming, addr) = listener().await;
     tokio::spawn(
         Server::builder()
-            .add_service(HealthServer::new(health))
+            .add_service(HealthServer::new(health.clone()))
             .serve_with_incoming(incoming),
     );
 
@@ -240,6 +247,12 @@ async fn a_deadline_reaches_the_server_as_grpc_timeout_and_bounds_the_call() {
     assert!(
         tokio::time::Instant::now() < deadline + Duration::from_secs(1),
         "bounded by the deadline"
+    );
+    let received = *health.timeout.lock().expect("not poisoned");
+    let received = received.expect("the server received a grpc-timeout");
+    assert!(
+        received > Duration::from_millis(50) && received <= Duration::from_millis(100),
+        "the server was given the time remaining, got {received:?}"
     );
 }
 
