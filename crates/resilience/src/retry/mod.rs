@@ -21,7 +21,9 @@
 //! many clients apart better than equal or decorrelated jitter). The retry then only happens
 //! if attempts remain, if the wait plus [`min_attempt_time`](RetryConfig::min_attempt_time)
 //! ends before the request's deadline ([`RequestDeadline`](crate::deadline::RequestDeadline)),
-//! and if the budget has a token, in that order.
+//! and if the budget has a token, in that order. Otherwise the last attempt's result is
+//! returned; when it was the budget that refused, its error is marked with
+//! [`RetryBudgetExhausted`].
 //!
 //! # What is reused
 //!
@@ -33,6 +35,7 @@
 //! and the observer.
 
 mod config;
+mod error;
 mod layer;
 mod policy;
 
@@ -40,7 +43,12 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tower::retry::budget::TpsBudget;
 
-pub use self::{config::RetryConfig, layer::RetryLayer, policy::RetryPolicy};
+pub use self::{
+    config::RetryConfig,
+    error::{MarkBudgetExhausted, RetryBudgetExhausted},
+    layer::RetryLayer,
+    policy::RetryPolicy,
+};
 
 /// The retry service: tower's `Retry` driven by a [`RetryPolicy`].
 pub type Retry<S, C> = tower::retry::Retry<RetryPolicy<C>, S>;
@@ -56,7 +64,8 @@ pub enum AttemptOutcome {
     NonRetryable,
     /// It failed and was the last attempt allowed.
     Exhausted,
-    /// It failed and the retry budget had no token left (`retry_budget_exhausted_total`).
+    /// It failed and the retry budget had no token left (`retry_budget_exhausted_total`); the
+    /// error returned is marked with [`RetryBudgetExhausted`].
     BudgetExhausted,
     /// It failed and no further attempt could finish before the deadline.
     DeadlineReached,

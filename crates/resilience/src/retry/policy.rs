@@ -6,7 +6,7 @@ use rand::RngExt;
 use tokio::time::{Instant, Sleep};
 use tower::retry::{Policy, budget::Budget};
 
-use super::{AttemptOutcome, Shared};
+use super::{AttemptOutcome, MarkBudgetExhausted, Shared};
 use crate::{ClassifyRetry, RetryDecision, deadline::RequestDeadline};
 
 /// Decides, after each attempt, whether and when to try again. One clone per request carries
@@ -55,6 +55,7 @@ impl<C, Req, Res, E> Policy<Req, Res, E> for RetryPolicy<C>
 where
     C: ClassifyRetry<Res, E> + Clone,
     Req: Clone + RequestDeadline,
+    E: MarkBudgetExhausted,
 {
     type Future = Sleep;
 
@@ -82,6 +83,9 @@ where
             RetryDecision::RetryAfter(pushback) => pushback,
         };
         let outcome = self.admit(delay, request.deadline());
+        if let (AttemptOutcome::BudgetExhausted, Err(error)) = (outcome, result.as_mut()) {
+            error.mark_budget_exhausted();
+        }
         let retried = outcome == AttemptOutcome::Retried;
         self.shared
             .observer

@@ -141,12 +141,21 @@ async fn the_budget_caps_retries_under_a_total_outage() {
         RetryLayer::try_with_observer(config, retry_now, recorder.clone()).expect("valid config");
     let service = layer.layer(failing(calls.clone(), Duration::ZERO, unavailable));
     let start = Instant::now();
+    let mut marked = 0;
     for _ in 0..REQUESTS {
-        service
+        let status = service
             .clone()
             .oneshot(WithDeadline::new(()))
             .await
             .expect_err("always fails");
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unavailable,
+            "the last error is returned"
+        );
+        if crate::is_caused_by::<RetryBudgetExhausted>(&status) {
+            marked += 1;
+        }
     }
     assert_eq!(
         Instant::now(),
@@ -160,6 +169,10 @@ async fn the_budget_caps_retries_under_a_total_outage() {
     let ended_by_budget = recorder.count(AttemptOutcome::BudgetExhausted);
     let ended_by_attempts = recorder.count(AttemptOutcome::Exhausted);
     assert_eq!(ended_by_budget + ended_by_attempts, REQUESTS as usize);
+    assert_eq!(
+        marked, ended_by_budget,
+        "exactly the budget-refused errors are marked"
+    );
     assert!(
         ended_by_budget >= 800,
         "most requests were denied their retry"
