@@ -141,6 +141,50 @@ async fn a_hang_is_ended_by_the_callers_deadline() {
     app.stop().await;
 }
 
+/// The same hang through the resilience crate's deadline layer, the way the order service calls
+/// payment: the caller gets DEADLINE_EXCEEDED at its deadline.
+#[tokio::test]
+async fn a_hang_gives_a_deadline_bound_caller_deadline_exceeded() {
+    use resilience::deadline::{DeadlineConfig, DeadlineExceeded, DeadlineLayer};
+    use tower::{ServiceBuilder, ServiceExt as _, service_fn};
+
+    let app = spawn_app().await;
+    let client = app.client().await;
+    app.set_faults(FaultSettings {
+        hang_rate: 1.0,
+        ..FaultSettings::default()
+    });
+    let deadline = Duration::from_millis(300);
+    let payment = ServiceBuilder::new()
+        .layer(
+            DeadlineLayer::try_new(DeadlineConfig::default().with_default_timeout(deadline))
+                .expect("valid config"),
+        )
+        .service(service_fn(
+            move |request: tonic::Request<pb::ProcessPaymentRequest>| {
+                let mut client = client.clone();
+                async move { client.process_payment(request).await }
+            },
+        ));
+
+    let started = Instant::now();
+    let error = payment
+        .oneshot(tonic::Request::new(charge("ord-hang-2", 100)))
+        .await
+        .expect_err("a hang never answers");
+    let elapsed = started.elapsed();
+    let status = resilience::find_cause::<DeadlineExceeded>(&*error)
+        .map(|exceeded| tonic::Status::from(*exceeded))
+        .unwrap_or_else(|| panic!("ended by the deadline: {error}"));
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert!(elapsed >= deadline, "not before the deadline: {elapsed:?}");
+    assert!(
+        elapsed < deadline + Duration::from_millis(500),
+        "promptly at the deadline: {elapsed:?}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_outage_fails_fast_and_healing_restores_service() {
     let app = spawn_app().await;
