@@ -8,6 +8,10 @@ use crate::ConfigError;
 /// Builds [`Retry`] services that share one retry budget.
 ///
 /// One layer per dependency: the budget counts every request to it, from every clone.
+/// Requests must be `Clone` (each attempt sends a copy) and carry their deadline
+/// ([`RequestDeadline`](crate::deadline::RequestDeadline)): wrap a plain message in
+/// [`WithDeadline`](crate::deadline::WithDeadline). `tonic::Request` cannot be cloned, which is
+/// why the stack's requests are messages turned into tonic requests at the bottom.
 pub struct RetryLayer<C> {
     shared: Arc<Shared>,
     classifier: C,
