@@ -5,6 +5,7 @@
 mod grpc;
 mod http;
 mod quiet;
+mod switches;
 
 use std::{
     io::Write,
