@@ -5,8 +5,9 @@
 
 use std::{
     collections::BTreeMap,
+    io::Write,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -19,6 +20,58 @@ use opentelemetry_proto::tonic::{
 };
 use serde_json::Value;
 use tokio::sync::Notify;
+
+/// Telemetry for a test process, installed once: spans go to `otlp_endpoint` when given (and
+/// nowhere otherwise), log lines are kept for [`logged`] and echoed when `TEST_LOG` is set. A
+/// process has one recorder and one subscriber, so the first call's settings stay; nextest
+/// runs each test in its own process.
+pub fn init(
+    service: crate::ServiceInfo,
+    otlp_endpoint: Option<String>,
+) -> &'static crate::TelemetryGuard {
+    static GUARD: OnceLock<crate::TelemetryGuard> = OnceLock::new();
+    GUARD.get_or_init(|| {
+        let args = crate::TelemetryArgs {
+            otel_sdk_disabled: otlp_endpoint.is_none(),
+            otel_exporter_otlp_endpoint: otlp_endpoint.unwrap_or_default(),
+            ..crate::TelemetryArgs::default()
+        };
+        crate::init_with_writer(&args, service, || LogSink)
+            .expect("telemetry installs once per test process")
+    })
+}
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Every JSON log line written so far through [`init`] or [`LogSink`].
+pub fn logged() -> Vec<serde_json::Value> {
+    let bytes = LOGS.lock().map(|logs| logs.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// A log sink that keeps what it is given for [`logged`] (and echoes it when `TEST_LOG` is
+/// set), for tests that call [`init_with_writer`](crate::init_with_writer) themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct LogSink;
+
+impl Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stdout().write_all(bytes)?;
+        }
+        if let Ok(mut logs) = LOGS.lock() {
+            logs.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// A span as the receiver got it, with ids in lower-case hex.
 #[derive(Debug, Clone)]

@@ -21,4 +21,4 @@ pub mod metrics;
 pub mod startup;
 
 pub use config::Config;
-pub use startup::{Application, StartupError, shutdown_signal};
+pub use startup::{Application, StartupError};

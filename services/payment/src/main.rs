@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use stormproof_payment::{Application, Config, shutdown_signal};
+use stormproof_payment::{Application, Config};
 use telemetry::ServiceInfo;
+use telemetry::ops::shutdown_signal;
 
 /// EX_USAGE: the configuration is wrong; nothing was started.
 const EXIT_USAGE: u8 = 64;

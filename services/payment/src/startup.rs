@@ -5,7 +5,7 @@
 //! [`Application::run_until_stopped`] serves until its shutdown future resolves, then stops
 //! accepting, lets in-flight calls finish within the grace period, and closes the ledger.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use contracts::payment::v1::payment_service_server::PaymentServiceServer;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -206,32 +206,3 @@ fn server_failure(stopped: Stopped) -> Option<StartupError> {
         }),
     }
 }
-
-/// Resolves on SIGINT or SIGTERM (what Kubernetes sends before it kills a pod).
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(
-                    error = &error as &dyn std::error::Error,
-                    "signal.sigterm_unavailable"
-                );
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        () = terminate => {}
-    }
-}
-
-/// The default grace period, for tests that build a [`Config`] by hand.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);

@@ -7,15 +7,11 @@ mod http;
 mod quiet;
 mod switches;
 
-use std::{
-    io::Write,
-    sync::{Mutex, OnceLock},
-};
+use std::sync::OnceLock;
 
 use serde_json::Value;
-use stormproof_telemetry::{ServiceInfo, TelemetryArgs, TelemetryGuard};
+use stormproof_telemetry::{ServiceInfo, TelemetryArgs, TelemetryGuard, testing::LogSink};
 
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 static GUARD: OnceLock<TelemetryGuard> = OnceLock::new();
 
 const SERVICE: ServiceInfo = ServiceInfo {
@@ -30,31 +26,12 @@ fn init(endpoint: String) -> &'static TelemetryGuard {
             otel_exporter_otlp_endpoint: endpoint,
             ..TelemetryArgs::default()
         };
-        stormproof_telemetry::init_with_writer(&args, SERVICE, || Sink)
+        stormproof_telemetry::init_with_writer(&args, SERVICE, || LogSink)
             .expect("telemetry installs once per test process")
     })
 }
 
 /// The JSON log lines written so far.
 fn logged() -> Vec<Value> {
-    let bytes = LOGS.lock().map(|logs| logs.clone()).unwrap_or_default();
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("every log line is JSON"))
-        .collect()
-}
-
-struct Sink;
-
-impl Write for Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut logs) = LOGS.lock() {
-            logs.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    stormproof_telemetry::testing::logged()
 }

@@ -14,8 +14,10 @@ async fn an_absent_collector_is_quiet_and_harmless() {
         otel_exporter_otlp_endpoint: format!("http://{closed}"),
         ..stormproof_telemetry::TelemetryArgs::default()
     };
-    let mut guard = stormproof_telemetry::init_with_writer(&args, super::SERVICE, || super::Sink)
-        .expect("init");
+    let mut guard = stormproof_telemetry::init_with_writer(&args, super::SERVICE, || {
+        stormproof_telemetry::testing::LogSink
+    })
+    .expect("init");
 
     for call in 0..100 {
         let span = tracing::info_span!("work", call);

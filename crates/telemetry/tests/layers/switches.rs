@@ -9,8 +9,10 @@ use tracing::Instrument as _;
 async fn exported_with(mut args: TelemetryArgs) -> Vec<String> {
     let receiver = OtlpReceiver::start().await.expect("receiver");
     args.otel_exporter_otlp_endpoint = receiver.endpoint();
-    let mut guard = stormproof_telemetry::init_with_writer(&args, super::SERVICE, || super::Sink)
-        .expect("init");
+    let mut guard = stormproof_telemetry::init_with_writer(&args, super::SERVICE, || {
+        stormproof_telemetry::testing::LogSink
+    })
+    .expect("init");
     async {
         tracing::info!("inside.span");
     }

@@ -1,11 +1,6 @@
 //! `spawn_app()`: the same `Application::build` as `main`, on 127.0.0.1:0, with a fresh ledger.
 
-use std::{
-    io::Write,
-    net::SocketAddr,
-    path::Path,
-    sync::{Arc, Mutex, OnceLock},
-};
+use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use contracts::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
 use secrecy::SecretString;
@@ -14,51 +9,21 @@ use stormproof_payment::{
     faults::{FaultSettings, Faults},
     ledger::Ledger,
 };
-use telemetry::{ServiceInfo, TelemetryArgs, TelemetryGuard};
+use telemetry::{ServiceInfo, TelemetryGuard};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-static TELEMETRY: OnceLock<TelemetryGuard> = OnceLock::new();
-
-/// Log lines written so far (JSON), when the test asked for them.
-pub static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-/// Installs telemetry once per process: no span export unless `otlp_endpoint` is given; log
-/// lines kept in [`LOGS`] (and echoed when TEST_LOG is set).
+/// Installs telemetry once per process (see `telemetry::testing::init`).
 pub fn init_telemetry(otlp_endpoint: Option<String>) -> &'static TelemetryGuard {
-    TELEMETRY.get_or_init(|| {
-        let args = TelemetryArgs {
-            otel_sdk_disabled: otlp_endpoint.is_none(),
-            otel_exporter_otlp_endpoint: otlp_endpoint.unwrap_or_default(),
-            ..TelemetryArgs::default()
-        };
-        let service = ServiceInfo {
+    telemetry::testing::init(
+        ServiceInfo {
             name: "payment",
             version: env!("CARGO_PKG_VERSION"),
-        };
-        telemetry::init_with_writer(&args, service, || LogSink)
-            .expect("telemetry installs once per test process")
-    })
-}
-
-struct LogSink;
-
-impl Write for LogSink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if std::env::var_os("TEST_LOG").is_some() {
-            std::io::stdout().write_all(bytes)?;
-        }
-        if let Ok(mut logs) = LOGS.lock() {
-            logs.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+        },
+        otlp_endpoint,
+    )
 }
 
 pub struct TestApp {

@@ -10,7 +10,7 @@ use stormproof_payment::faults::FaultSettings;
 use telemetry::testing::OtlpReceiver;
 use tonic::Code;
 
-use crate::helpers::{LOGS, charge, init_telemetry, sample, spawn_app};
+use crate::helpers::{charge, init_telemetry, sample, spawn_app};
 
 const SERVICE: &str = "stormproof.payment.v1.PaymentService";
 
@@ -195,10 +195,8 @@ async fn the_server_span_continues_the_callers_trace_and_logs_carry_it() {
     assert_eq!(failed.attributes["rpc.grpc.status_code"], 3);
     assert_eq!(failed.parent_span_id, "", "no traceparent: a new trace");
 
-    let logs = String::from_utf8(LOGS.lock().expect("logs").clone()).expect("utf-8");
-    let line: Value = logs
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    let line: Value = telemetry::testing::logged()
+        .into_iter()
         .find(|line| line["message"] == "payment.processed")
         .expect("a JSON line for the payment");
     assert_eq!(line["trace_id"], caller.trace_id().to_string());
