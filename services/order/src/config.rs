@@ -1,0 +1,224 @@
+//! The order service's configuration: every flag has an environment variable, and this is the
+//! only module that reads the environment (through clap). The resilience flags map onto the
+//! resilience crate's config structs here and nowhere else.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+use resilience::{
+    breaker::{BreakerConfig, SlidingWindow},
+    bulkhead::BulkheadConfig,
+    deadline::DeadlineConfig,
+    retry::RetryConfig,
+};
+use secrecy::SecretString;
+use telemetry::TelemetryArgs;
+
+use crate::{payment::PaymentPolicy, reconciler::ReconcilerConfig};
+
+/// Order service: takes orders whatever payment does, and charges each exactly once.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "order", version, about, long_about = None)]
+pub struct Config {
+    /// gRPC listener (OrderService, grpc.health.v1, server reflection).
+    #[arg(long, env = "ORDER_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// HTTP/JSON API listener (/v1/orders, /v1/products).
+    #[arg(long, env = "ORDER_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Ops listener: /metrics, /healthz, /readyz and, with a token, /admin.
+    #[arg(long, env = "ORDER_OPS_ADDR", default_value = "127.0.0.1:9464")]
+    pub ops_addr: SocketAddr,
+
+    /// Where orders are kept: `sqlite://path/to/order.db` (created if missing).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://.stormproof/order.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Payment's gRPC endpoint.
+    #[arg(long, env = "PAYMENT_URL", default_value = "http://127.0.0.1:50052")]
+    pub payment_url: String,
+
+    /// The catalogue file [default: the shipped catalogue.json].
+    #[arg(long, env = "ORDER_CATALOGUE")]
+    pub catalogue: Option<PathBuf>,
+
+    /// Bearer token of the admin API. Without one, /admin answers 404.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+
+    /// How long in-flight requests may take to finish after SIGTERM before they are cut.
+    #[arg(long, env = "ORDER_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    #[command(flatten)]
+    pub payment: PaymentArgs,
+
+    #[command(flatten)]
+    pub reconciler: ReconcilerArgs,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// How order calls payment. Durations read as `250ms`, `1s`, `2m`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Calling payment")]
+pub struct PaymentArgs {
+    /// Time a charge may take, retries included, when the caller sets no deadline.
+    #[arg(long, env = "PAYMENT_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub payment_timeout: Duration,
+    /// The longest deadline a caller may ask for.
+    #[arg(long, env = "PAYMENT_MAX_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub payment_max_timeout: Duration,
+    /// Connection attempts to payment give up after this long.
+    #[arg(long, env = "PAYMENT_CONNECT_TIMEOUT", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub payment_connect_timeout: Duration,
+
+    /// Attempts per charge, the first included.
+    #[arg(long, env = "RETRY_MAX_ATTEMPTS", default_value_t = 3)]
+    pub retry_max_attempts: u32,
+    /// Backoff before the first retry (full jitter: a random wait up to it, doubling).
+    #[arg(long, env = "RETRY_INITIAL_BACKOFF", default_value = "25ms", value_parser = humantime::parse_duration)]
+    pub retry_initial_backoff: Duration,
+    /// The longest backoff.
+    #[arg(long, env = "RETRY_MAX_BACKOFF", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub retry_max_backoff: Duration,
+    /// Retries may be at most this share of recent requests…
+    #[arg(long, env = "RETRY_BUDGET_RATIO", default_value_t = 0.2)]
+    pub retry_budget_ratio: f32,
+    /// …plus this many per second.
+    #[arg(long, env = "RETRY_BUDGET_MIN_PER_SEC", default_value_t = 10)]
+    pub retry_budget_min_per_sec: u32,
+
+    /// The breaker opens only after this many calls in its window (gobreaker's `Requests`).
+    #[arg(long, env = "BREAKER_MINIMUM_CALLS", default_value_t = 5)]
+    pub breaker_minimum_calls: u32,
+    /// …when at least this share of them failed.
+    #[arg(long, env = "BREAKER_FAILURE_RATE", default_value_t = 0.5)]
+    pub breaker_failure_rate: f64,
+    /// The window calls are counted over (gobreaker's `Interval`).
+    #[arg(long, env = "BREAKER_WINDOW", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub breaker_window: Duration,
+    /// How long the breaker stays open before it lets trial calls through (gobreaker's
+    /// `Timeout`; the seeds keep gobreaker's 60 s, which outlasts a 60 s backlog SLO, so the
+    /// default here is 10 s).
+    #[arg(long, env = "BREAKER_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub breaker_wait: Duration,
+    /// Trial calls in half-open: all must succeed to close (gobreaker's `MaxRequests`).
+    #[arg(long, env = "BREAKER_HALF_OPEN_CALLS", default_value_t = 5)]
+    pub breaker_half_open_calls: u32,
+    /// A call slower than this counts as slow, and so does one abandoned later than this (a
+    /// hang cut by the deadline, which would otherwise never be counted). Payment answers in a
+    /// few milliseconds when healthy; 150 ms is half the PlaceOrder latency SLO. `0` turns
+    /// slow-call detection off (gobreaker's behaviour).
+    #[arg(long, env = "BREAKER_SLOW_CALL", default_value = "150ms", value_parser = humantime::parse_duration)]
+    pub breaker_slow_call: Duration,
+    /// …and the breaker opens when at least this share of the window's calls were slow.
+    #[arg(long, env = "BREAKER_SLOW_CALL_RATE", default_value_t = 0.5)]
+    pub breaker_slow_call_rate: f64,
+
+    /// Calls to payment in flight at once; more are refused at once (fallback).
+    #[arg(long, env = "BULKHEAD_MAX_CONCURRENT", default_value_t = 64)]
+    pub bulkhead_max_concurrent: usize,
+    /// How long a call may wait for a free slot.
+    #[arg(long, env = "BULKHEAD_MAX_WAIT", default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub bulkhead_max_wait: Duration,
+}
+
+/// The reconciler, which charges PAYMENT_PENDING orders once payment answers again.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Reconciler")]
+pub struct ReconcilerArgs {
+    /// How often it looks for orders to settle.
+    #[arg(long, env = "RECONCILE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub reconcile_interval: Duration,
+    /// At most this many charges per second.
+    #[arg(long, env = "RECONCILE_MAX_RATE", default_value_t = 50)]
+    pub reconcile_max_rate: u32,
+    /// A PENDING order older than this was left by a request that died; settle it.
+    #[arg(long, env = "RECONCILE_STALE_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub reconcile_stale_after: Duration,
+    /// The longest wait between two attempts at one order.
+    #[arg(long, env = "RECONCILE_MAX_BACKOFF", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub reconcile_max_backoff: Duration,
+}
+
+impl PaymentArgs {
+    /// The resilience layers' configs (checked by the layers' `try_new`).
+    pub fn policy(&self) -> PaymentPolicy {
+        PaymentPolicy {
+            deadline: DeadlineConfig::default()
+                .with_default_timeout(self.payment_timeout)
+                .with_max_timeout(self.payment_max_timeout),
+            retry: RetryConfig::default()
+                .with_max_attempts(self.retry_max_attempts)
+                .with_backoff(self.retry_initial_backoff, 2.0, self.retry_max_backoff)
+                .with_budget(
+                    self.retry_budget_ratio,
+                    self.retry_budget_min_per_sec,
+                    Duration::from_secs(10),
+                ),
+            breaker: BreakerConfig::gobreaker_seed()
+                .with_minimum_calls(self.breaker_minimum_calls)
+                .with_failure_rate_threshold(self.breaker_failure_rate)
+                .with_window(SlidingWindow::Time(self.breaker_window))
+                .with_wait_duration(self.breaker_wait)
+                .with_half_open_calls(self.breaker_half_open_calls)
+                .with_slow_call_duration(
+                    Some(self.breaker_slow_call).filter(|slow| !slow.is_zero()),
+                )
+                .with_slow_call_rate_threshold(self.breaker_slow_call_rate),
+            bulkhead: BulkheadConfig::default()
+                .with_max_concurrent(self.bulkhead_max_concurrent)
+                .with_max_wait(self.bulkhead_max_wait),
+        }
+    }
+}
+
+impl ReconcilerArgs {
+    /// The reconciler's settings.
+    pub fn config(&self) -> ReconcilerConfig {
+        ReconcilerConfig {
+            interval: self.reconcile_interval,
+            max_rate: self.reconcile_max_rate.max(1),
+            stale_after: self.reconcile_stale_after,
+            max_backoff: self.reconcile_max_backoff,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ports_and_the_seeds_breaker() {
+        let config = Config::try_parse_from(["order"]).expect("defaults are valid");
+        assert_eq!(
+            (
+                config.grpc_addr.port(),
+                config.http_addr.port(),
+                config.ops_addr.port()
+            ),
+            (50051, 8080, 9464)
+        );
+        let breaker = config.payment.policy().breaker;
+        assert_eq!(
+            (
+                breaker.minimum_calls,
+                breaker.failure_rate_threshold,
+                breaker.half_open_calls
+            ),
+            (5, 0.5, 5)
+        );
+        assert!(breaker.validate().is_ok());
+        assert!(config.payment.policy().retry.validate().is_ok());
+    }
+}

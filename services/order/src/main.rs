@@ -1,0 +1,58 @@
+//! `order`: see `order --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use stormproof_order::{Application, Config};
+use telemetry::{ServiceInfo, ops::shutdown_signal};
+
+/// EX_USAGE: the configuration is wrong; nothing was started.
+const EXIT_USAGE: u8 = 64;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::try_parse() {
+        Ok(config) => config,
+        Err(error) => {
+            let _ = error.print(); // --help and --version too, to stdout
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let service = ServiceInfo {
+        name: "order",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    let mut telemetry = match telemetry::init(&config.telemetry, service) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            let cause = std::error::Error::source(&error).map(ToString::to_string);
+            eprintln!("error: {error}: {}", cause.unwrap_or_default());
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        version = service.version,
+        payment_url = %config.payment_url,
+        admin_api = config.admin_token.is_some(),
+        otel_sdk_disabled = config.telemetry.otel_sdk_disabled,
+        "order.starting"
+    );
+
+    let result = match Application::build(config, telemetry.prometheus()).await {
+        Ok(app) => app.run_until_stopped(shutdown_signal()).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = &result {
+        tracing::error!(error = error as &dyn std::error::Error, "order.failed");
+    }
+    telemetry.shutdown();
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,244 @@
+//! Binds the listeners, serves gRPC, HTTP and ops, runs the reconciler, and drains on
+//! shutdown.
+//!
+//! [`Application::build`] opens the store, connects (lazily) to payment and binds every
+//! listener, so the caller (main, or a test on port 0) learns the real addresses before
+//! anything is served; [`Application::run_until_stopped`] serves until its shutdown future
+//! resolves, then leaves rotation, stops accepting, lets in-flight requests finish within the
+//! grace period, stops the reconciler and closes the store.
+
+use std::{future::Future, net::SocketAddr};
+
+use contracts::order::v1::order_service_server::OrderServiceServer;
+use metrics_exporter_prometheus::PrometheusHandle;
+use telemetry::{grpc::GrpcServerLayer, http::HttpServerLayer, ops::Readiness};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+use crate::{
+    admin,
+    app::App,
+    catalogue::{Catalogue, CatalogueError},
+    config::Config,
+    grpc::OrderApi,
+    http, metrics,
+    payment::PaymentClient,
+    reconciler,
+    store::{OpenError, Store},
+};
+
+/// Why the service could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The catalogue file was refused.
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] OpenError),
+    /// The payment URL or a resilience setting is invalid.
+    #[error("invalid payment client settings: {0}")]
+    Payment(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built.
+    #[error("cannot build gRPC reflection")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A server stopped with an error.
+    #[error("the {server} server failed")]
+    Serve {
+        /// `grpc`, `http` or `ops`.
+        server: &'static str,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The order service, bound and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    grpc: TcpListener,
+    http: TcpListener,
+    ops: TcpListener,
+    app: App,
+    config: Config,
+    prometheus: PrometheusHandle,
+    readiness: Readiness,
+}
+
+impl Application {
+    /// Opens the store, prepares the payment client (it connects on first use) and binds the
+    /// gRPC, HTTP and ops listeners.
+    pub async fn build(config: Config, prometheus: PrometheusHandle) -> Result<Self, StartupError> {
+        metrics::describe();
+        let catalogue = match &config.catalogue {
+            Some(path) => Catalogue::load(path)?,
+            None => Catalogue::shipped(),
+        };
+        let store = Store::connect(&config.database_url).await?;
+        let channel = Endpoint::from_shared(config.payment_url.clone())
+            .map_err(|error| StartupError::Payment(format!("PAYMENT_URL: {error}")))?
+            .connect_timeout(config.payment.payment_connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+            .keep_alive_timeout(std::time::Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        let payment = PaymentClient::new(channel, &config.payment.policy())
+            .map_err(|error| StartupError::Payment(error.to_string()))?;
+        let app = App::new(store, catalogue, payment);
+        Ok(Self {
+            grpc: bind(config.grpc_addr).await?,
+            http: bind(config.http_addr).await?,
+            ops: bind(config.ops_addr).await?,
+            app,
+            config,
+            prometheus,
+            readiness: Readiness::new(),
+        })
+    }
+
+    /// The bound gRPC address (the real port when 0 was asked for).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().unwrap_or(self.config.grpc_addr)
+    }
+
+    /// The bound HTTP API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().unwrap_or(self.config.http_addr)
+    }
+
+    /// The bound ops address.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops.local_addr().unwrap_or(self.config.ops_addr)
+    }
+
+    /// The application (tests reach the store and breaker through it).
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Serves until `shutdown` resolves or a server fails, then drains.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartupError> {
+        let (grpc_addr, http_addr, ops_addr) =
+            (self.grpc_addr(), self.http_addr(), self.ops_addr());
+        let token = CancellationToken::new();
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<OrderServiceServer<OrderApi>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(contracts::order::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+
+        let mut servers = JoinSet::new();
+        let grpc = tonic::transport::Server::builder()
+            .layer(GrpcServerLayer::new())
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(OrderServiceServer::new(OrderApi::new(self.app.clone())))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc),
+                token.clone().cancelled_owned(),
+            );
+        servers.spawn(async move { ("grpc", grpc.await.map_err(Into::into)) });
+
+        let api = axum::serve(self.http, http::router(self.app.clone()))
+            .with_graceful_shutdown(token.clone().cancelled_owned());
+        servers.spawn(async move { ("http", api.await.map_err(Into::into)) });
+
+        let mut ops = telemetry::ops::router(self.prometheus.clone(), self.readiness.clone());
+        if let Some(admin_token) = self.config.admin_token.clone() {
+            ops = ops.merge(admin::router(
+                self.app.payment().breaker().clone(),
+                admin_token,
+            ));
+        }
+        let ops = axum::serve(self.ops, ops.layer(HttpServerLayer::new()))
+            .with_graceful_shutdown(token.clone().cancelled_owned());
+        servers.spawn(async move { ("ops", ops.await.map_err(Into::into)) });
+
+        let reconciler_stop = CancellationToken::new();
+        let reconciler = tokio::spawn(reconciler::run(
+            self.app.clone(),
+            self.config.reconciler.config(),
+            reconciler_stop.clone(),
+        ));
+
+        self.readiness.set(true);
+        tracing::info!(%grpc_addr, %http_addr, %ops_addr, admin = self.config.admin_token.is_some(), "order.listening");
+
+        let mut failure = None;
+        tokio::select! {
+            () = shutdown => tracing::info!("order.shutdown_requested"),
+            Some(stopped) = servers.join_next() => {
+                failure = server_failure(stopped);
+                tracing::error!("order.server_stopped_early");
+            }
+        }
+
+        // Drain: out of rotation first, then stop accepting and let in-flight requests finish.
+        self.readiness.set(false);
+        health_reporter
+            .set_not_serving::<OrderServiceServer<OrderApi>>()
+            .await;
+        token.cancel();
+        reconciler_stop.cancel();
+        let grace = self.config.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(stopped) = servers.join_next().await {
+                if failure.is_none() {
+                    failure = server_failure(stopped);
+                }
+            }
+            let _ = reconciler.await;
+        })
+        .await
+        .is_ok();
+        if drained {
+            tracing::info!("order.drained");
+        } else {
+            tracing::warn!(grace_seconds = grace.as_secs_f64(), "order.drain_forced");
+            servers.abort_all();
+        }
+        self.app.store().close().await;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+type Stopped = Result<
+    (
+        &'static str,
+        Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    ),
+    tokio::task::JoinError,
+>;
+
+fn server_failure(stopped: Stopped) -> Option<StartupError> {
+    match stopped {
+        Ok((_, Ok(()))) => None,
+        Ok((server, Err(source))) => Some(StartupError::Serve { server, source }),
+        Err(join) => Some(StartupError::Serve {
+            server: "a",
+            source: Box::new(join),
+        }),
+    }
+}

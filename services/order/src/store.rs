@@ -1,0 +1,405 @@
+//! Durable orders: sqlx over a SQLite file (WAL, `synchronous = FULL`), migrations embedded.
+//!
+//! Every state an order passes through is written before anyone is told about it: PENDING
+//! before payment is called, then CONFIRMED, REJECTED or PAYMENT_PENDING before the client is
+//! answered. The reconciler finds unsettled orders here: PAYMENT_PENDING ones, and PENDING
+//! ones old enough that the request that wrote them must have died. It claims them with a
+//! lease (`lease_owner`, `lease_until_ms`), so that a crashed reconciler's claims expire and
+//! two never work on one order at once.
+
+use std::{path::Path, str::FromStr as _, time::Duration};
+
+use sqlx::{
+    Row as _, SqlitePool,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+};
+
+use crate::domain::{Line, Money, Order, OrderStatus, ValidOrder};
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The idempotency key was used before, for a different request.
+    #[error("the idempotency key was already used for a different order request")]
+    KeyReused {
+        /// The order the key belongs to.
+        order_id: String,
+    },
+    /// The database failed.
+    #[error("order database error")]
+    Database(#[from] sqlx::Error),
+    /// A stored row does not read back (a bug or a hand-edited database).
+    #[error("corrupt order row: {0}")]
+    Corrupt(String),
+}
+
+/// Opening the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The URL is neither `sqlite:` nor a path.
+    #[error("unsupported DATABASE_URL `{0}`: this build stores orders in SQLite (`sqlite://path`)")]
+    Unsupported(String),
+    /// The folder of the file could not be made.
+    #[error("cannot create the folder of the database file")]
+    Folder(#[source] std::io::Error),
+    /// SQLite would not open.
+    #[error("cannot open the order database")]
+    Connect(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("cannot migrate the order database")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// What [`Store::insert_pending`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// A new order, PENDING.
+    New(Order),
+    /// The idempotency key's order, as it is now.
+    Existing(Order),
+}
+
+/// The order store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+const ORDER_COLUMNS: &str = "order_id, customer_id, status, total_minor, currency_code, \
+                             created_at_ms, updated_at_ms";
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://path/to/file.db`, or a bare path) and migrates.
+    pub async fn connect(url: &str) -> Result<Self, OpenError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .or_else(|| (!url.contains("://")).then_some(url))
+            .ok_or_else(|| OpenError::Unsupported(redact(url)))?;
+        if let Some(folder) = Path::new(path)
+            .parent()
+            .filter(|f| !f.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(folder).map_err(OpenError::Folder)?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Stores a new PENDING order, or returns the order its idempotency key already names.
+    pub async fn insert_pending(
+        &self,
+        order_id: &str,
+        order: &ValidOrder,
+        now_ms: i64,
+    ) -> Result<Inserted, StoreError> {
+        let fingerprint = order.fingerprint();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO orders (order_id, customer_id, idempotency_key, fingerprint, status, \
+             total_minor, currency_code, created_at_ms, updated_at_ms) \
+             VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(&order.customer_id)
+        .bind(order.idempotency_key.as_deref())
+        .bind(&fingerprint)
+        .bind(order.total_minor)
+        .bind(&order.currency_code)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+
+        if !inserted {
+            tx.rollback().await?;
+            let key = order.idempotency_key.as_deref().unwrap_or_default();
+            let row =
+                sqlx::query("SELECT order_id, fingerprint FROM orders WHERE idempotency_key = ?")
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await?;
+            let existing_id: String = row.try_get("order_id")?;
+            let existing_fingerprint: String = row.try_get("fingerprint")?;
+            if existing_fingerprint != fingerprint {
+                return Err(StoreError::KeyReused {
+                    order_id: existing_id,
+                });
+            }
+            let existing = self
+                .get(&existing_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("{existing_id} vanished")))?;
+            return Ok(Inserted::Existing(existing));
+        }
+
+        for (line_no, line) in order.lines.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_minor) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(order_id)
+            .bind(i64::try_from(line_no).unwrap_or(i64::MAX))
+            .bind(&line.sku)
+            .bind(i64::from(line.quantity))
+            .bind(line.unit_price_minor)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Inserted::New(Order {
+            order_id: order_id.to_owned(),
+            customer_id: order.customer_id.clone(),
+            lines: order
+                .lines
+                .iter()
+                .map(|line| Line {
+                    sku: line.sku.clone(),
+                    quantity: line.quantity,
+                    unit_price_minor: line.unit_price_minor,
+                })
+                .collect(),
+            total: Money {
+                amount_minor: order.total_minor,
+                currency_code: order.currency_code.clone(),
+            },
+            status: OrderStatus::Pending,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }))
+    }
+
+    /// Moves an unsettled order to `to` and returns it as it then is. An order settled
+    /// meanwhile (by the reconciler, say) keeps its status: the first settlement wins.
+    pub async fn transition(
+        &self,
+        order_id: &str,
+        to: OrderStatus,
+        now_ms: i64,
+    ) -> Result<Order, StoreError> {
+        sqlx::query(
+            "UPDATE orders SET status = ?, updated_at_ms = ?, lease_owner = NULL, lease_until_ms = 0 \
+             WHERE order_id = ? AND status IN ('PENDING', 'PAYMENT_PENDING')",
+        )
+        .bind(to.as_str())
+        .bind(now_ms)
+        .bind(order_id)
+        .execute(&self.pool)
+        .await?;
+        self.get(order_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("{order_id} vanished")))
+    }
+
+    /// The order `order_id`, with its lines.
+    pub async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?"
+        )))
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(self.with_lines(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A customer's orders, newest first, after the cursor `(created_at_ms, order_id)`.
+    pub async fn list(
+        &self,
+        customer_id: &str,
+        limit: u32,
+        after: Option<(i64, String)>,
+    ) -> Result<Vec<Order>, StoreError> {
+        let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = ? \
+             AND (created_at_ms < ? OR (created_at_ms = ? AND order_id < ?) OR ? = '') \
+             ORDER BY created_at_ms DESC, order_id DESC LIMIT ?"
+        )))
+        .bind(customer_id)
+        .bind(after_ms)
+        .bind(after_ms)
+        .bind(&after_id)
+        .bind(&after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for row in &rows {
+            orders.push(self.with_lines(row).await?);
+        }
+        Ok(orders)
+    }
+
+    /// Claims up to `limit` unsettled orders that are due, for `lease`: PAYMENT_PENDING ones
+    /// whose next attempt is due, and PENDING ones older than `stale_after` (their request
+    /// died before settling them). Claimed orders are skipped by every other claimer until the
+    /// lease ends or [`release`](Self::release) is called.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease: Duration,
+        stale_after: Duration,
+        now_ms: i64,
+    ) -> Result<Vec<Order>, StoreError> {
+        let lease_until = now_ms.saturating_add(millis(lease));
+        let stale_before = now_ms.saturating_sub(millis(stale_after));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE orders SET lease_owner = ?, lease_until_ms = ? WHERE order_id IN ( \
+               SELECT order_id FROM orders \
+               WHERE lease_until_ms <= ? AND next_attempt_ms <= ? \
+                 AND (status = 'PAYMENT_PENDING' OR (status = 'PENDING' AND created_at_ms <= ?)) \
+               ORDER BY created_at_ms LIMIT ?) \
+             RETURNING {ORDER_COLUMNS}"
+        )))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(stale_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for row in &rows {
+            orders.push(self.with_lines(row).await?);
+        }
+        orders.sort_by_key(|order| order.created_at_ms);
+        Ok(orders)
+    }
+
+    /// Gives a claimed order back, to be tried again from `next_attempt_ms`; `attempted` says
+    /// whether payment was tried (and the attempt counts).
+    pub async fn release(
+        &self,
+        order_id: &str,
+        owner: &str,
+        next_attempt_ms: i64,
+        attempted: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE orders SET attempts = attempts + ?, next_attempt_ms = ?, lease_owner = NULL, \
+             lease_until_ms = 0 WHERE order_id = ? AND lease_owner = ?",
+        )
+        .bind(i64::from(attempted))
+        .bind(next_attempt_ms)
+        .bind(order_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many attempts the reconciler has made for `order_id`.
+    pub async fn attempts(&self, order_id: &str) -> Result<u32, StoreError> {
+        let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM orders WHERE order_id = ?")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u32::try_from(attempts).unwrap_or(u32::MAX))
+    }
+
+    /// Unsettled orders: how many, and when the oldest was created (ms since the epoch).
+    pub async fn backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS backlog, MIN(created_at_ms) AS oldest FROM orders \
+             WHERE status IN ('PENDING', 'PAYMENT_PENDING')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let count: i64 = row.try_get("backlog")?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        Ok((u64::try_from(count).unwrap_or_default(), oldest))
+    }
+
+    /// How many orders are stored, whatever their status.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Waits for queries in flight, then closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn with_lines(&self, row: &SqliteRow) -> Result<Order, StoreError> {
+        let order_id: String = row.try_get("order_id")?;
+        let status: String = row.try_get("status")?;
+        let status = OrderStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("{order_id}: status `{status}`")))?;
+        let lines = sqlx::query(
+            "SELECT sku, quantity, unit_price_minor FROM order_lines WHERE order_id = ? ORDER BY line_no",
+        )
+        .bind(&order_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|line| {
+            let quantity: i64 = line.try_get("quantity")?;
+            Ok(Line {
+                sku: line.try_get("sku")?,
+                quantity: u32::try_from(quantity).unwrap_or_default(),
+                unit_price_minor: line.try_get("unit_price_minor")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Order {
+            customer_id: row.try_get("customer_id")?,
+            lines,
+            total: Money {
+                amount_minor: row.try_get("total_minor")?,
+                currency_code: row.try_get("currency_code")?,
+            },
+            status,
+            created_at_ms: row.try_get("created_at_ms")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
+            order_id,
+        })
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://u:secret@db:5432/orders"),
+            "postgres://…@db:5432/orders"
+        );
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,7 @@
+//! The order service end to end: real order and payment servers on loopback (gRPC between
+//! them), real SQLite files, real HTTP. One binary; nextest runs each test in its own process.
+
+mod helpers;
+mod input;
+mod orders;
+mod resilience;

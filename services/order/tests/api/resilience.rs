@@ -1,0 +1,244 @@
+//! Payment misbehaving: the seeds' scenario, payment down, the breaker overridden by hand.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use resilience::breaker::State;
+use serde_json::{Value, json};
+use stormproof_payment::{domain::OrderId, faults::Preset, ledger::Ledger};
+
+use crate::helpers::{ADMIN_TOKEN, Order, sample, spawn_order, spawn_payment, spawn_payment_at};
+
+/// Every order of `ids` is CONFIRMED, and `ledger` holds exactly one charge for each, of the
+/// order's total.
+async fn each_charged_once(order: &Order, ledger: &Ledger, ids: &[String]) {
+    assert_eq!(
+        ledger.count().await.expect("count"),
+        i64::try_from(ids.len()).expect("few"),
+        "one charge per order, no more"
+    );
+    for id in ids {
+        let stored = order.app.get_order(id).await.expect("the order exists");
+        assert_eq!(stored.status.as_str(), "CONFIRMED", "{id}");
+        let payment = ledger
+            .get(&OrderId::parse(id).expect("valid id"))
+            .await
+            .expect("ledger")
+            .unwrap_or_else(|| panic!("{id} charged"));
+        assert_eq!(
+            payment.amount_minor, stored.total.amount_minor,
+            "{id}: the right amount"
+        );
+    }
+}
+
+/// The seeds' scenario: payment at 200 ms and 25 % failures, 200 orders from 8 clients. Every
+/// order is answered 201 or 202, none 5xx; the breaker opens; after the heal the backlog
+/// drains and every order is charged exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_scenario_answers_every_order_and_drains_after_the_heal() {
+    let payment = spawn_payment().await;
+    payment.set_faults(Preset::Seed.settings());
+    let order = spawn_order(
+        &payment.url(),
+        &["--breaker-wait", "1s", "--reconcile-max-rate", "200"],
+    )
+    .await;
+
+    let skus = ["CAP-RED", "SNEAKER-42", "MUG-LOGO", "HOODIE-GRY-M"];
+    let clients = (0..8).map(|client| {
+        let order = &order;
+        async move {
+            let mut answers = Vec::new();
+            for n in 0..25 {
+                let sku = skus[(client + n) % skus.len()];
+                answers.push(
+                    order
+                        .place(&format!("cust-{client}"), &[(sku, 1 + n as u32 % 3)], None)
+                        .await,
+                );
+            }
+            answers
+        }
+    });
+    let answers: Vec<(u16, Value)> = join_all(clients).await.into_iter().flatten().collect();
+    assert_eq!(answers.len(), 200);
+    let count = |code| answers.iter().filter(|(status, _)| *status == code).count();
+    assert_eq!(
+        count(201) + count(202),
+        200,
+        "every order 201 or 202: {:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    assert!(count(202) > 0, "some fell back");
+
+    let metrics = order.metrics().await;
+    let opened = sample(
+        &metrics,
+        "circuit_breaker_transitions_total",
+        &[
+            ("dependency", "payment"),
+            ("from", "closed"),
+            ("to", "open"),
+        ],
+    );
+    assert!(
+        opened.is_some_and(|times| times >= 1.0),
+        "the breaker opened: {opened:?}"
+    );
+    let fallbacks: f64 = [
+        "breaker_open",
+        "deadline",
+        "unavailable",
+        "bulkhead_full",
+        "budget_exhausted",
+    ]
+    .iter()
+    .filter_map(|reason| {
+        sample(
+            &metrics,
+            "fallback_total",
+            &[("dependency", "payment"), ("reason", reason)],
+        )
+    })
+    .sum();
+    assert_eq!(
+        fallbacks as usize,
+        count(202),
+        "each 202 is a counted fallback"
+    );
+
+    payment.set_faults(Preset::None.settings());
+    assert!(
+        order.drained(Duration::from_secs(30)).await,
+        "the backlog drains after the heal"
+    );
+    let ids: Vec<String> = answers
+        .iter()
+        .map(|(_, body)| body["order_id"].as_str().expect("an id").to_owned())
+        .collect();
+    each_charged_once(&order, &payment.ledger, &ids).await;
+    let metrics = order.metrics().await;
+    assert_eq!(sample(&metrics, "order_payment_backlog", &[]), Some(0.0));
+    order.stop().await;
+    payment.stop().await;
+}
+
+/// Payment's process gone: orders are still accepted (202), fast once the breaker is open;
+/// when payment is back, each is charged exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_payment_down_orders_are_accepted_fast_and_charged_once_it_returns() {
+    let payment = spawn_payment().await;
+    let addr = payment.addr;
+    let order = spawn_order(&payment.url(), &["--breaker-wait", "500ms"]).await;
+    let (status, _) = order.place("cust-down", &[("CAP-RED", 1)], None).await;
+    assert_eq!(status, 201, "payment up: confirmed");
+    payment.stop().await;
+
+    let mut ids = Vec::new();
+    let mut fast = Vec::new();
+    for n in 0..20 {
+        let started = Instant::now();
+        let (status, body) = order
+            .place("cust-down", &[("BOTTLE-750", 1 + n % 2)], None)
+            .await;
+        let elapsed = started.elapsed();
+        assert_eq!(status, 202, "accepted while payment is down: {body}");
+        assert_eq!(body["status"], "PAYMENT_PENDING");
+        ids.push(body["order_id"].as_str().expect("id").to_owned());
+        if order.app.payment().breaker().state() == State::Open {
+            fast.push(elapsed);
+        }
+    }
+    assert!(!fast.is_empty(), "the breaker opened");
+    let slowest = fast.iter().max().copied().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_millis(250),
+        "fast while open: {slowest:?}"
+    );
+
+    let metrics = order.metrics().await;
+    let breaker_open = sample(
+        &metrics,
+        "fallback_total",
+        &[("dependency", "payment"), ("reason", "breaker_open")],
+    );
+    assert!(
+        breaker_open.is_some_and(|count| count >= 1.0),
+        "{breaker_open:?}"
+    );
+
+    let payment = spawn_payment_at(addr).await;
+    assert!(
+        order.drained(Duration::from_secs(30)).await,
+        "the backlog drains once payment is back"
+    );
+    each_charged_once(&order, &payment.ledger, &ids).await;
+    order.stop().await;
+    payment.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_can_force_the_breaker_open_and_close_it() {
+    let payment = spawn_payment().await;
+    let order = spawn_order(&payment.url(), &[]).await;
+    let url = order.ops_url("/admin/breaker");
+    let put = |state: &str| {
+        order
+            .http
+            .put(&url)
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({ "state": state }))
+            .send()
+    };
+
+    let refused = order
+        .http
+        .put(&url)
+        .json(&json!({ "state": "forced_open" }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(refused.status(), 401);
+
+    let forced: Value = put("forced_open")
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(forced["state"], "forced_open");
+    let (status, body) = order.place("cust-op", &[("CAP-RED", 1)], None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("PAYMENT_PENDING"))
+    );
+    let metrics = order.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "circuit_breaker_state",
+            &[("dependency", "payment"), ("state", "forced_open")]
+        ),
+        Some(1.0)
+    );
+
+    let bad = put("sideways").await.expect("answered");
+    assert_eq!(bad.status(), 400);
+
+    let closed: Value = put("closed")
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(closed["state"], "closed");
+    let (status, _) = order.place("cust-op", &[("CAP-RED", 1)], None).await;
+    assert_eq!(status, 201);
+    assert!(
+        order.drained(Duration::from_secs(10)).await,
+        "the forced-open order is charged too"
+    );
+    order.stop().await;
+    payment.stop().await;
+}
