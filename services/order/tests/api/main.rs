@@ -5,3 +5,4 @@ mod helpers;
 mod input;
 mod orders;
 mod resilience;
+mod tracing;
