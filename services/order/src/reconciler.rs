@@ -78,25 +78,58 @@ async fn pass(
     if count == 0 {
         return Ok(());
     }
-    // While the breaker is not closed, one order is a probe: the breaker rejects it at once
-    // while it waits, or admits it as a half-open trial (the breaker moves from open to
-    // half_open only when a call asks, so someone has to ask).
-    let limit = if app.payment().breaker().state() == State::Closed {
-        batch
-    } else {
-        1
-    };
-    let orders = app
-        .store()
-        .claim(owner, limit, LEASE, config.stale_after, now)
-        .await?;
+    // While the breaker is not closed, orders go one at a time: each is a probe the breaker
+    // rejects at once while it waits, or admits as a half-open trial (the breaker moves from
+    // open to half_open only when a call asks, so someone has to ask). Payment known to be
+    // down is never sent a batch; once the trials close the breaker, the rest of the batch
+    // follows in the same pass.
+    let mut budget = batch;
+    while budget > 0 && !stop.is_cancelled() {
+        let limit = if app.payment().breaker().state() == State::Closed {
+            budget
+        } else {
+            1
+        };
+        let orders = app
+            .store()
+            .claim(owner, limit, LEASE, config.stale_after, now_ms())
+            .await?;
+        if orders.is_empty() {
+            break;
+        }
+        budget = budget.saturating_sub(u32::try_from(orders.len()).unwrap_or(u32::MAX));
+        if settle(app, config, owner, orders, pace, stop).await? == Flow::Stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a pass goes on after a batch.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Charges claimed `orders` one by one; the breaker opening, or shutdown, gives the rest back.
+async fn settle(
+    app: &App,
+    config: &ReconcilerConfig,
+    owner: &str,
+    orders: Vec<crate::domain::Order>,
+    pace: Duration,
+    stop: &CancellationToken,
+) -> Result<Flow, crate::store::StoreError> {
     let mut orders = orders.into_iter();
+    let mut flow = Flow::Continue;
     for order in orders.by_ref() {
         if stop.is_cancelled() {
             app.store()
                 .release(&order.order_id, owner, now_ms(), false)
                 .await?;
-            continue;
+            flow = Flow::Stop;
+            break;
         }
         let span = tracing::info_span!("order.reconcile", order_id = %order.order_id);
         let charge = app
@@ -123,11 +156,11 @@ async fn pass(
                 tracing::info!(parent: &span, status = settled.status.as_str(), "order.reconciled");
             }
             Charge::Deferred(FallbackReason::BreakerOpen) => {
-                // Payment is down again: give this one back now, and the rest after the loop.
                 app.store()
                     .release(&order.order_id, owner, now_ms(), false)
                     .await?;
                 metrics::reconciled("deferred");
+                flow = Flow::Stop;
                 break;
             }
             Charge::Deferred(reason) => {
@@ -144,13 +177,13 @@ async fn pass(
         }
         tokio::time::sleep(pace).await;
     }
-    // Orders left in the batch (the breaker opened, or shutdown began) go back unchanged.
+    // Orders left in the batch go back unchanged.
     for order in orders {
         app.store()
             .release(&order.order_id, owner, now_ms(), false)
             .await?;
     }
-    Ok(())
+    Ok(flow)
 }
 
 /// Full jitter: a random wait up to `INITIAL_BACKOFF × 2^attempts`, capped at `max`.
