@@ -281,3 +281,123 @@ mod tests {
         assert_eq!(sample(text, "x", &[]), None);
     }
 }
+
+/// A service binary run as a child process, for tests that need a real process: a real
+/// SIGTERM, a `kill -9`. It learns the bound addresses from the service's `<name>.listening`
+/// JSON log line, so the service can be started on port 0.
+#[derive(Debug)]
+pub struct Process {
+    child: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    listening: serde_json::Value,
+}
+
+impl Process {
+    /// Starts `binary` with `args` and `env`, and waits (up to 30 s) for its `listening` line.
+    pub async fn start(binary: &str, args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Self> {
+        use std::io::BufRead as _;
+
+        let mut command = std::process::Command::new(binary);
+        command
+            .args(args)
+            .env("OTEL_SDK_DISABLED", "true")
+            .env("RUST_LOG", "info")
+            .env("LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let (sender, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let listening = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.recv().await {
+                let line: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if line["message"]
+                    .as_str()
+                    .is_some_and(|message| message.ends_with(".listening"))
+                {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| std::io::Error::other(format!("{binary} never said it was listening")))?;
+        Ok(Self {
+            child,
+            lines,
+            listening,
+        })
+    }
+
+    /// A bound address from the listening line (`grpc_addr`, `http_addr`, `ops_addr`).
+    pub fn addr(&self, field: &str) -> String {
+        self.listening["fields"][field]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`, …) with kill(1).
+    pub fn signal(&self, signal: &str) -> std::io::Result<()> {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("kill -{signal} failed")))
+        }
+    }
+
+    /// Waits for the process to exit and returns its exit code (`None` if a signal ended it).
+    pub async fn wait(mut self) -> std::io::Result<Option<i32>> {
+        tokio::task::spawn_blocking(move || self.child.wait().map(|status| status.code()))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    /// Waits up to `timeout` for a log line containing `text`.
+    pub async fn logged(&mut self, text: &str, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, async {
+            while let Some(line) = self.lines.recv().await {
+                if line.contains(text) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A test that failed half-way must not leave a server behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

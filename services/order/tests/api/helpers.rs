@@ -59,6 +59,7 @@ impl Running {
 
 pub struct Payment {
     pub addr: SocketAddr,
+    pub database: std::path::PathBuf,
     pub faults: Arc<Faults>,
     pub ledger: Ledger,
     running: Running,
@@ -92,6 +93,7 @@ pub async fn spawn_payment_at(addr: SocketAddr) -> Payment {
     });
     Payment {
         addr,
+        database: dir.path().join("payment.db"),
         faults,
         ledger,
         running,

@@ -4,5 +4,6 @@
 mod helpers;
 mod input;
 mod orders;
+mod process;
 mod resilience;
 mod tracing;

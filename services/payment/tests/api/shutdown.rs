@@ -1,60 +1,37 @@
 //! The real binary, stopped by a real SIGTERM while calls are in flight.
 
-use std::{
-    io::{BufRead as _, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use contracts::payment::v1::payment_service_client::PaymentServiceClient;
 use futures::future::join_all;
-use serde_json::Value;
+use telemetry::testing::Process;
 
 use crate::helpers::{charge, sample};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_twenty_slow_calls_finish_then_exits_zero() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_payment"))
-        .args(["--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"])
-        .arg("--database-path")
-        .arg(dir.path().join("payment.db"))
-        .args(["--latency-ms", "1500", "--shutdown-grace", "10s"])
-        .env("OTEL_SDK_DISABLED", "true")
-        .env("RUST_LOG", "info")
-        .env_remove("ADMIN_TOKEN")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the payment binary starts");
-
-    // The binary logs its bound addresses as one JSON line.
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let listening = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.recv().await {
-            let line: Value = serde_json::from_str(&line).unwrap_or_default();
-            if line["message"] == "payment.listening" {
-                return line;
-            }
-        }
-        Value::Null
-    })
+    let database = dir.path().join("payment.db");
+    let database = database.to_str().expect("utf-8 path");
+    let mut process = Process::start(
+        env!("CARGO_BIN_EXE_payment"),
+        &[
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--ops-addr",
+            "127.0.0.1:0",
+            "--database-path",
+            database,
+            "--latency-ms",
+            "1500",
+            "--shutdown-grace",
+            "10s",
+        ],
+        &[],
+    )
     .await
-    .expect("payment logs its addresses");
-    let address = |field: &str| {
-        listening["fields"][field]
-            .as_str()
-            .unwrap_or_else(|| panic!("{field} in {listening}"))
-            .to_owned()
-    };
-    let (grpc_addr, ops_addr) = (address("grpc_addr"), address("ops_addr"));
+    .expect("the payment binary starts");
+    let (grpc_addr, ops_addr) = (process.addr("grpc_addr"), process.addr("ops_addr"));
 
     let client = PaymentServiceClient::connect(format!("http://{grpc_addr}"))
         .await
@@ -94,12 +71,7 @@ async fn sigterm_lets_twenty_slow_calls_finish_then_exits_zero() {
     .await;
     assert!(in_flight.is_ok(), "20 calls reached the server");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-
+    process.signal("TERM").expect("SIGTERM sent");
     let results = calls.await.expect("calls task");
     let failed: Vec<_> = results
         .iter()
@@ -109,25 +81,15 @@ async fn sigterm_lets_twenty_slow_calls_finish_then_exits_zero() {
         failed.is_empty(),
         "every in-flight call completes: {failed:?}"
     );
-
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("wait task")
-        .expect("exit status");
-    assert_eq!(status.code(), Some(0), "a graceful stop exits 0");
-
-    let drained = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(line) = lines.recv().await {
-            if line.contains("\"payment.drained\"") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(
-        drained,
-        Ok(true),
+    assert!(
+        process
+            .logged("\"payment.drained\"", Duration::from_secs(5))
+            .await,
         "the drain finished within the grace period"
+    );
+    assert_eq!(
+        process.wait().await.expect("exit status"),
+        Some(0),
+        "a graceful stop exits 0"
     );
 }
