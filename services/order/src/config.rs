@@ -32,7 +32,8 @@ pub struct Config {
     #[arg(long, env = "ORDER_OPS_ADDR", default_value = "127.0.0.1:9464")]
     pub ops_addr: SocketAddr,
 
-    /// Where orders are kept: `sqlite://path/to/order.db` (created if missing).
+    /// Where orders are kept: `sqlite://path/to/order.db` (created if missing), or
+    /// `postgres://user:password@host/database`, which several replicas can share.
     #[arg(
         long,
         env = "DATABASE_URL",

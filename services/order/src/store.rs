@@ -1,4 +1,11 @@
-//! Durable orders: sqlx over a SQLite file (WAL, `synchronous = FULL`), migrations embedded.
+//! Durable orders: sqlx over SQLite (a file, the default: WAL, `synchronous = FULL`) or
+//! PostgreSQL (`DATABASE_URL=postgres://…`, what several replicas share), migrations embedded
+//! for each.
+//!
+//! One set of queries serves both through sqlx's `Any` driver (`$N` placeholders, which both
+//! understand); only the reconciler's claim differs: on PostgreSQL it locks the rows it picks
+//! with `FOR UPDATE SKIP LOCKED`, so two replicas claiming at once never pick the same order;
+//! SQLite has one writer at a time, which gives the same guarantee.
 //!
 //! Every state an order passes through is written before anyone is told about it: PENDING
 //! before payment is called, then CONFIRMED, REJECTED or PAYMENT_PENDING before the client is
@@ -7,13 +14,11 @@
 //! lease (`lease_owner`, `lease_until_ms`), so that a crashed reconciler's claims expire and
 //! two never work on one order at once.
 
-use std::{path::Path, str::FromStr as _, time::Duration};
+use std::{path::Path, time::Duration};
 
 use sqlx::{
-    Row as _, SqlitePool,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    AnyPool, Executor as _, Row as _,
+    any::{AnyPoolOptions, AnyRow},
 };
 
 use crate::domain::{Line, Money, Order, OrderStatus, ValidOrder};
@@ -38,8 +43,8 @@ pub enum StoreError {
 /// Opening the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// The URL is neither `sqlite:` nor a path.
-    #[error("unsupported DATABASE_URL `{0}`: this build stores orders in SQLite (`sqlite://path`)")]
+    /// The URL is neither `sqlite:`, `postgres:` nor a path.
+    #[error("unsupported DATABASE_URL `{0}`: use sqlite://path/to/order.db or postgres://…")]
     Unsupported(String),
     /// The folder of the file could not be made.
     #[error("cannot create the folder of the database file")]
@@ -64,38 +69,69 @@ pub enum Inserted {
 /// The order store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The database behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
 }
 
 const ORDER_COLUMNS: &str = "order_id, customer_id, status, total_minor, currency_code, \
                              created_at_ms, updated_at_ms";
 
 impl Store {
-    /// Opens the database at `url` (`sqlite://path/to/file.db`, or a bare path) and migrates.
+    /// Opens the database at `url` (`sqlite://path/to/file.db`, a bare path, or
+    /// `postgres://user:password@host/database`) and applies its migrations.
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .or_else(|| (!url.contains("://")).then_some(url))
-            .ok_or_else(|| OpenError::Unsupported(redact(url)))?;
-        if let Some(folder) = Path::new(path)
-            .parent()
-            .filter(|f| !f.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(folder).map_err(OpenError::Folder)?;
-        }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .or_else(|| (!url.contains("://")).then_some(url))
+                .ok_or_else(|| OpenError::Unsupported(redact(url)))?;
+            if let Some(folder) = Path::new(path)
+                .parent()
+                .filter(|f| !f.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(folder).map_err(OpenError::Folder)?;
+            }
+            (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; FULL makes every commit
+                        // survive a power cut, not only a crash.
+                        connection
+                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Stores a new PENDING order, or returns the order its idempotency key already names.
@@ -110,7 +146,7 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO orders (order_id, customer_id, idempotency_key, fingerprint, status, \
              total_minor, currency_code, created_at_ms, updated_at_ms) \
-             VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, 'PENDING', $5, $6, $7, $8) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(order_id)
@@ -130,7 +166,7 @@ impl Store {
             tx.rollback().await?;
             let key = order.idempotency_key.as_deref().unwrap_or_default();
             let row =
-                sqlx::query("SELECT order_id, fingerprint FROM orders WHERE idempotency_key = ?")
+                sqlx::query("SELECT order_id, fingerprint FROM orders WHERE idempotency_key = $1")
                     .bind(key)
                     .fetch_one(&self.pool)
                     .await?;
@@ -151,7 +187,7 @@ impl Store {
         for (line_no, line) in order.lines.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_minor) \
-                 VALUES (?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(order_id)
             .bind(i64::try_from(line_no).unwrap_or(i64::MAX))
@@ -193,8 +229,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<Order, StoreError> {
         sqlx::query(
-            "UPDATE orders SET status = ?, updated_at_ms = ?, lease_owner = NULL, lease_until_ms = 0 \
-             WHERE order_id = ? AND status IN ('PENDING', 'PAYMENT_PENDING')",
+            "UPDATE orders SET status = $1, updated_at_ms = $2, lease_owner = NULL, lease_until_ms = 0 \
+             WHERE order_id = $3 AND status IN ('PENDING', 'PAYMENT_PENDING')",
         )
         .bind(to.as_str())
         .bind(now_ms)
@@ -209,7 +245,7 @@ impl Store {
     /// The order `order_id`, with its lines.
     pub async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ?"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"
         )))
         .bind(order_id)
         .fetch_optional(&self.pool)
@@ -229,14 +265,12 @@ impl Store {
     ) -> Result<Vec<Order>, StoreError> {
         let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = ? \
-             AND (created_at_ms < ? OR (created_at_ms = ? AND order_id < ?) OR ? = '') \
-             ORDER BY created_at_ms DESC, order_id DESC LIMIT ?"
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1 \
+             AND (created_at_ms < $2 OR (created_at_ms = $2 AND order_id < $3) OR $3 = '') \
+             ORDER BY created_at_ms DESC, order_id DESC LIMIT $4"
         )))
         .bind(customer_id)
         .bind(after_ms)
-        .bind(after_ms)
-        .bind(&after_id)
         .bind(&after_id)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -262,17 +296,24 @@ impl Store {
     ) -> Result<Vec<Order>, StoreError> {
         let lease_until = now_ms.saturating_add(millis(lease));
         let stale_before = now_ms.saturating_sub(millis(stale_after));
+        // PostgreSQL: rows another claimer has locked are skipped, not waited for. The outer
+        // lease check is re-evaluated on the newest row version by a claimer that did wait
+        // for a lock, so a row leased meanwhile is never claimed twice even then.
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE orders SET lease_owner = ?, lease_until_ms = ? WHERE order_id IN ( \
+            "UPDATE orders SET lease_owner = $1, lease_until_ms = $2 \
+             WHERE lease_until_ms <= $3 AND order_id IN ( \
                SELECT order_id FROM orders \
-               WHERE lease_until_ms <= ? AND next_attempt_ms <= ? \
-                 AND (status = 'PAYMENT_PENDING' OR (status = 'PENDING' AND created_at_ms <= ?)) \
-               ORDER BY created_at_ms LIMIT ?) \
+               WHERE lease_until_ms <= $3 AND next_attempt_ms <= $3 \
+                 AND (status = 'PAYMENT_PENDING' OR (status = 'PENDING' AND created_at_ms <= $4)) \
+               ORDER BY created_at_ms LIMIT $5 {lock}) \
              RETURNING {ORDER_COLUMNS}"
         )))
         .bind(owner)
         .bind(lease_until)
-        .bind(now_ms)
         .bind(now_ms)
         .bind(stale_before)
         .bind(i64::from(limit))
@@ -296,8 +337,8 @@ impl Store {
         attempted: bool,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE orders SET attempts = attempts + ?, next_attempt_ms = ?, lease_owner = NULL, \
-             lease_until_ms = 0 WHERE order_id = ? AND lease_owner = ?",
+            "UPDATE orders SET attempts = attempts + $1, next_attempt_ms = $2, lease_owner = NULL, \
+             lease_until_ms = 0 WHERE order_id = $3 AND lease_owner = $4",
         )
         .bind(i64::from(attempted))
         .bind(next_attempt_ms)
@@ -310,7 +351,7 @@ impl Store {
 
     /// How many attempts the reconciler has made for `order_id`.
     pub async fn attempts(&self, order_id: &str) -> Result<u32, StoreError> {
-        let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM orders WHERE order_id = ?")
+        let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM orders WHERE order_id = $1")
             .bind(order_id)
             .fetch_one(&self.pool)
             .await?;
@@ -342,13 +383,13 @@ impl Store {
         self.pool.close().await;
     }
 
-    async fn with_lines(&self, row: &SqliteRow) -> Result<Order, StoreError> {
+    async fn with_lines(&self, row: &AnyRow) -> Result<Order, StoreError> {
         let order_id: String = row.try_get("order_id")?;
         let status: String = row.try_get("status")?;
         let status = OrderStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("{order_id}: status `{status}`")))?;
         let lines = sqlx::query(
-            "SELECT sku, quantity, unit_price_minor FROM order_lines WHERE order_id = ? ORDER BY line_no",
+            "SELECT sku, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY line_no",
         )
         .bind(&order_id)
         .fetch_all(&self.pool)

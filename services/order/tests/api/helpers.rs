@@ -141,13 +141,14 @@ pub async fn spawn_order(payment_url: &str, flags: &[&str]) -> Order {
         "127.0.0.1:0",
         "--ops-addr",
         "127.0.0.1:0",
-        "--database-url",
-        &database,
         "--payment-url",
         payment_url,
         "--reconcile-interval",
         "100ms",
     ];
+    if !flags.contains(&"--database-url") {
+        args.extend_from_slice(&["--database-url", &database]);
+    }
     args.extend_from_slice(flags);
     let mut config =
         <stormproof_order::Config as clap::Parser>::try_parse_from(args).expect("flags");

@@ -4,6 +4,7 @@
 mod helpers;
 mod input;
 mod orders;
+mod postgres;
 mod process;
 mod resilience;
 mod tracing;

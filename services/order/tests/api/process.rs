@@ -144,8 +144,15 @@ async fn after_a_kill_9_every_acknowledged_order_exists_and_is_charged_exactly_o
         acknowledged.len()
     );
 
-    let left = rows(&dir.path().join("order.db"), "SELECT order_id, status, total_minor FROM orders WHERE status = 'PENDING'").await;
-    assert!(!left.is_empty(), "the kill caught orders mid-payment (the case under test)");
+    let left = rows(
+        &dir.path().join("order.db"),
+        "SELECT order_id, status, total_minor FROM orders WHERE status = 'PENDING'",
+    )
+    .await;
+    assert!(
+        !left.is_empty(),
+        "the kill caught orders mid-payment (the case under test)"
+    );
 
     // Restart on the same database; the reconciler settles what the kill left behind.
     let order = start_order(dir.path(), &payment).await;

@@ -1,0 +1,244 @@
+//! The store on PostgreSQL, and two order replicas sharing one database.
+//!
+//! These need a PostgreSQL server: they read the standard `PG*` variables and make a fresh
+//! database per test. They are ignored by a plain `cargo nextest run`; CI runs them under
+//! Debian's `pg_virtualenv`, which starts a throwaway cluster:
+//! `pg_virtualenv cargo nextest run --workspace --run-ignored only`.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::Value;
+use sqlx::Executor as _;
+use stormproof_payment::faults::{FaultSettings, Preset};
+
+use crate::helpers::{sample, spawn_order, spawn_payment};
+
+/// A fresh, empty database on the server the `PG*` variables name; its URL.
+async fn fresh_database() -> String {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: run PostgreSQL tests under pg_virtualenv (see the module docs)"
+            )
+        })
+    };
+    let server = format!(
+        "postgres://{}:{}@{}:{}",
+        var("PGUSER"),
+        var("PGPASSWORD"),
+        var("PGHOST"),
+        var("PGPORT")
+    );
+    let name = format!("stormproof_{:016x}", rand::random::<u64>());
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .expect("PostgreSQL answers");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create database");
+    admin.close().await;
+    format!("{server}/{name}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: pg_virtualenv cargo nextest run --run-ignored only"]
+async fn orders_are_stored_read_and_deduplicated_on_postgres() {
+    let url = fresh_database().await;
+    let payment = spawn_payment().await;
+    let order = spawn_order(&payment.url(), &["--database-url", &url]).await;
+    assert_eq!(
+        order.app.store().backend(),
+        stormproof_order::store::Backend::Postgres
+    );
+
+    let (status, placed) = order.place("cust-pg", &[("CAP-RED", 2)], None).await;
+    assert_eq!(status, 201);
+    let id = placed["order_id"].as_str().expect("id");
+    let read: Value = order
+        .http
+        .get(order.url(&format!("/v1/orders/{id}")))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(read, placed);
+
+    let answers =
+        join_all((0..20).map(|_| order.place("cust-pg", &[("MUG-LOGO", 1)], Some("pg-key-1"))))
+            .await;
+    let first = answers[0].1["order_id"].clone();
+    assert!(
+        answers
+            .iter()
+            .all(|(status, body)| *status == 201 && body["order_id"] == first)
+    );
+    assert_eq!(order.app.store().count().await.expect("count"), 2);
+    assert_eq!(
+        payment.ledger.count().await.expect("count"),
+        2,
+        "one charge each"
+    );
+
+    let page: Value = order
+        .http
+        .get(order.url("/v1/orders"))
+        .query(&[("customer_id", "cust-pg")])
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(page["orders"].as_array().map(Vec::len), Some(2));
+    order.stop().await;
+    payment.stop().await;
+}
+
+/// Two replicas on one database, payment down while orders pile up, then healed: both
+/// reconcilers race for the backlog, and no order is sent to payment twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: pg_virtualenv cargo nextest run --run-ignored only"]
+async fn two_replicas_racing_reconcilers_never_charge_an_order_twice() {
+    let url = fresh_database().await;
+    let payment = spawn_payment().await;
+    let flags = [
+        "--database-url",
+        &url,
+        "--breaker-wait",
+        "300ms",
+        "--reconcile-max-rate",
+        "200",
+    ];
+    let (first, second) = (
+        spawn_order(&payment.url(), &flags).await,
+        spawn_order(&payment.url(), &flags).await,
+    );
+
+    payment.set_faults(Preset::Outage.settings());
+    let mut ids = Vec::new();
+    for n in 0..80 {
+        let replica = if n % 2 == 0 { &first } else { &second };
+        let (status, body) = replica
+            .place(
+                &format!("cust-{}", n % 7),
+                &[("SOCKS-3PK", 1 + n % 3)],
+                None,
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["order_id"].as_str().expect("id").to_owned());
+    }
+    payment.set_faults(FaultSettings::default());
+
+    assert!(
+        first.drained(Duration::from_secs(60)).await,
+        "the backlog drains"
+    );
+    assert_eq!(
+        payment.ledger.count().await.expect("count"),
+        80,
+        "every order charged"
+    );
+    for id in &ids {
+        let stored = first.app.get_order(id).await.expect("stored");
+        assert_eq!(stored.status.as_str(), "CONFIRMED");
+    }
+    let metrics = first.metrics().await;
+    assert_eq!(
+        sample(&metrics, "payments_total", &[("outcome", "replayed")]),
+        Some(0.0),
+        "no order reached payment twice: the claims never overlapped"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "order_reconcile_total",
+            &[("outcome", "confirmed")]
+        ),
+        Some(80.0),
+        "each order settled once, by one replica"
+    );
+    first.stop().await;
+    second.stop().await;
+    payment.stop().await;
+}
+
+/// Eight claimers at once on one backlog: every order is claimed by exactly one of them.
+async fn claims_are_exclusive(url: &str) {
+    use stormproof_order::{
+        catalogue::Catalogue,
+        domain::{LineInput, OrderStatus, PlaceOrderInput, validate},
+        store::Store,
+    };
+
+    let store = Store::connect(url).await.expect("store");
+    let catalogue = Catalogue::shipped();
+    for n in 0..400 {
+        let input = PlaceOrderInput {
+            customer_id: format!("cust-{}", n % 9),
+            lines: vec![LineInput {
+                sku: "CAP-RED".to_owned(),
+                quantity: 1,
+            }],
+            idempotency_key: None,
+        };
+        let valid = validate(&catalogue, &input).expect("valid");
+        let id = format!("ord_{n:032x}");
+        store
+            .insert_pending(&id, &valid, 1_000)
+            .await
+            .expect("insert");
+        store
+            .transition(&id, OrderStatus::PaymentPending, 1_000)
+            .await
+            .expect("defer");
+    }
+    let claimers = (0..8).map(|claimer| {
+        let store = store.clone();
+        async move {
+            let owner = format!("claimer-{claimer}");
+            let mut claimed = Vec::new();
+            loop {
+                let batch = store
+                    .claim(
+                        &owner,
+                        7,
+                        Duration::from_secs(60),
+                        Duration::from_secs(60),
+                        2_000,
+                    )
+                    .await
+                    .expect("claim");
+                if batch.is_empty() {
+                    return claimed;
+                }
+                claimed.extend(batch.into_iter().map(|order| order.order_id));
+            }
+        }
+    });
+    let claimed: Vec<String> = join_all(claimers).await.into_iter().flatten().collect();
+    let unique: std::collections::BTreeSet<_> = claimed.iter().collect();
+    assert_eq!(unique.len(), 400, "every order claimed");
+    assert_eq!(claimed.len(), 400, "and none twice");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: pg_virtualenv cargo nextest run --run-ignored only"]
+async fn concurrent_claims_are_exclusive_on_postgres() {
+    claims_are_exclusive(&fresh_database().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_are_exclusive_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    claims_are_exclusive(&format!(
+        "sqlite://{}",
+        dir.path().join("order.db").display()
+    ))
+    .await;
+}
