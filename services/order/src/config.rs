@@ -9,6 +9,7 @@ use resilience::{
     breaker::{BreakerConfig, SlidingWindow},
     bulkhead::BulkheadConfig,
     deadline::DeadlineConfig,
+    limit::LimitConfig,
     retry::RetryConfig,
 };
 use secrecy::SecretString;
@@ -63,6 +64,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub reconciler: ReconcilerArgs,
+
+    #[command(flatten)]
+    pub limit: LimitArgs,
 
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -149,6 +153,41 @@ pub struct ReconcilerArgs {
     /// The longest wait between two attempts at one order.
     #[arg(long, env = "RECONCILE_MAX_BACKOFF", default_value = "30s", value_parser = humantime::parse_duration)]
     pub reconcile_max_backoff: Duration,
+}
+
+/// The adaptive concurrency limit in front of the HTTP and gRPC APIs (one limit for both):
+/// requests beyond it are shed at once with 503 + `Retry-After` (gRPC: RESOURCE_EXHAUSTED)
+/// instead of queueing. AIMD: the limit grows by one while responses are fast and shrinks by
+/// the backoff ratio when they are slow.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Load shedding")]
+pub struct LimitArgs {
+    /// The limit at start.
+    #[arg(long, env = "LIMIT_INITIAL", default_value_t = 100)]
+    pub limit_initial: usize,
+    /// The limit never goes below this…
+    #[arg(long, env = "LIMIT_MIN", default_value_t = 10)]
+    pub limit_min: usize,
+    /// …nor above this.
+    #[arg(long, env = "LIMIT_MAX", default_value_t = 1000)]
+    pub limit_max: usize,
+    /// A response slower than this shrinks the limit.
+    #[arg(long, env = "LIMIT_LATENCY_THRESHOLD", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub limit_latency_threshold: Duration,
+    /// What shed requests are told to wait before retrying.
+    #[arg(long, env = "LIMIT_RETRY_AFTER", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub limit_retry_after: Duration,
+}
+
+impl LimitArgs {
+    /// The limiter's config (checked by the layer's `try_new`).
+    pub fn config(&self) -> LimitConfig {
+        LimitConfig::default()
+            .with_initial_limit(self.limit_initial)
+            .with_bounds(self.limit_min, self.limit_max)
+            .with_latency_threshold(self.limit_latency_threshold)
+            .with_retry_after(self.limit_retry_after)
+    }
 }
 
 impl PaymentArgs {

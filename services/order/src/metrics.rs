@@ -16,6 +16,28 @@ pub const OLDEST_PENDING: &str = "order_payment_oldest_pending_seconds";
 /// (payment failed; tried again later), `deferred` (the breaker is open).
 pub const RECONCILE: &str = "order_reconcile_total";
 
+/// `concurrency_limit{service}`: the adaptive limit now.
+pub const CONCURRENCY_LIMIT: &str = "concurrency_limit";
+/// `load_shed_total{service}`: requests shed by the limit.
+pub const LOAD_SHED: &str = "load_shed_total";
+/// The `service` label of the two above.
+const SERVICE: &str = "order";
+
+/// The limiter's observer.
+#[derive(Debug)]
+pub struct Limit;
+
+impl resilience::limit::LimitObserver for Limit {
+    fn on_limit(&self, limit: usize) {
+        metrics::gauge!(CONCURRENCY_LIMIT, "service" => SERVICE).set(limit as f64);
+    }
+
+    fn on_shed(&self) {
+        metrics::counter!(LOAD_SHED, "service" => SERVICE).increment(1);
+        tracing::info!("request.shed");
+    }
+}
+
 /// Describes every series and starts each label value at 0.
 pub fn describe() {
     metrics::describe_counter!(ORDERS, "PlaceOrder outcomes by the order's status");
@@ -45,6 +67,9 @@ pub fn describe() {
     for outcome in ["confirmed", "rejected", "retry", "deferred"] {
         metrics::counter!(RECONCILE, "outcome" => outcome).increment(0);
     }
+    metrics::describe_gauge!(CONCURRENCY_LIMIT, "The adaptive concurrency limit now");
+    metrics::describe_counter!(LOAD_SHED, "Requests shed by the concurrency limit");
+    metrics::counter!(LOAD_SHED, "service" => SERVICE).increment(0);
     metrics::gauge!(BACKLOG).set(0.0);
     metrics::gauge!(OLDEST_PENDING).set(0.0);
     crate::payment::describe();

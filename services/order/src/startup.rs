@@ -11,11 +11,13 @@ use std::{future::Future, net::SocketAddr};
 
 use contracts::order::v1::order_service_server::OrderServiceServer;
 use metrics_exporter_prometheus::PrometheusHandle;
+use resilience::limit::{AdaptiveLimit, LimitLayer};
 use telemetry::{grpc::GrpcServerLayer, http::HttpServerLayer, ops::Readiness};
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
+use tonic::{server::NamedService, transport::Endpoint};
+use tower::Layer as _;
 
 use crate::{
     admin,
@@ -38,9 +40,9 @@ pub enum StartupError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] OpenError),
-    /// The payment URL or a resilience setting is invalid.
-    #[error("invalid payment client settings: {0}")]
-    Payment(String),
+    /// The payment URL, a resilience or a load-shedding setting is invalid.
+    #[error("invalid settings: {0}")]
+    Settings(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -85,7 +87,7 @@ impl Application {
         };
         let store = Store::connect(&config.database_url).await?;
         let channel = Endpoint::from_shared(config.payment_url.clone())
-            .map_err(|error| StartupError::Payment(format!("PAYMENT_URL: {error}")))?
+            .map_err(|error| StartupError::Settings(format!("PAYMENT_URL: {error}")))?
             .connect_timeout(config.payment.payment_connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(std::time::Duration::from_secs(30))
@@ -93,7 +95,7 @@ impl Application {
             .keep_alive_while_idle(true)
             .connect_lazy();
         let payment = PaymentClient::new(channel, &config.payment.policy())
-            .map_err(|error| StartupError::Payment(error.to_string()))?;
+            .map_err(|error| StartupError::Settings(error.to_string()))?;
         let app = App::new(store, catalogue, payment);
         Ok(Self {
             grpc: bind(config.grpc_addr).await?,
@@ -138,6 +140,11 @@ impl Application {
         health_reporter
             .set_serving::<OrderServiceServer<OrderApi>>()
             .await;
+        // One limit for both APIs: it bounds the work in this process, whichever door it came
+        // in by. Health and reflection stay outside it, so probes are never shed.
+        let limit = LimitLayer::try_with_observer(self.config.limit.config(), metrics::Limit)
+            .map_err(|error| StartupError::Settings(format!("load shedding: {error}")))?;
+        resilience::limit::LimitObserver::on_limit(&metrics::Limit, limit.limit());
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(contracts::order::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -148,14 +155,16 @@ impl Application {
             .layer(GrpcServerLayer::new())
             .add_service(health)
             .add_service(reflection)
-            .add_service(OrderServiceServer::new(OrderApi::new(self.app.clone())))
+            .add_service(Limited(
+                limit.layer(OrderServiceServer::new(OrderApi::new(self.app.clone()))),
+            ))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.grpc),
                 token.clone().cancelled_owned(),
             );
         servers.spawn(async move { ("grpc", grpc.await.map_err(Into::into)) });
 
-        let api = axum::serve(self.http, http::router(self.app.clone()))
+        let api = axum::serve(self.http, http::router(self.app.clone(), limit))
             .with_graceful_shutdown(token.clone().cancelled_owned());
         servers.spawn(async move { ("http", api.await.map_err(Into::into)) });
 
@@ -215,6 +224,34 @@ impl Application {
         }
         self.app.store().close().await;
         failure.map_or(Ok(()), Err)
+    }
+}
+
+/// A limited gRPC service that keeps its name, so tonic can route to it.
+#[derive(Debug, Clone)]
+struct Limited<S>(AdaptiveLimit<S>);
+
+impl<S: NamedService> NamedService for Limited<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<::http::Request<B>> for Limited<S>
+where
+    AdaptiveLimit<S>: tower::Service<::http::Request<B>>,
+{
+    type Response = <AdaptiveLimit<S> as tower::Service<::http::Request<B>>>::Response;
+    type Error = <AdaptiveLimit<S> as tower::Service<::http::Request<B>>>::Error;
+    type Future = <AdaptiveLimit<S> as tower::Service<::http::Request<B>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: ::http::Request<B>) -> Self::Future {
+        self.0.call(request)
     }
 }
 

@@ -13,6 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use resilience::limit::LimitLayer;
 use telemetry::{http::HttpServerLayer, ops::problem};
 
 use crate::app::{App, AppError};
@@ -20,15 +21,37 @@ use crate::app::{App, AppError};
 /// The largest request body accepted; more is answered 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// The API's routes over `app`.
-pub fn router(app: App) -> Router {
+/// The API's routes over `app`, behind `limit` (shed requests are still traced and measured).
+pub fn router(app: App, limit: LimitLayer) -> Router {
     Router::new()
         .route("/v1/orders", post(orders::place).get(orders::list))
         .route("/v1/orders/{order_id}", get(orders::get))
         .route("/v1/products", get(products::list))
         .fallback(not_found)
+        .layer(limit)
+        .layer(axum::middleware::map_response(explain_shed))
         .layer(HttpServerLayer::new())
         .with_state(app)
+}
+
+/// The limit sheds with a bare 503 and `Retry-After`; give it the API's problem body.
+async fn explain_shed(response: Response) -> Response {
+    let shed = response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(header::CONTENT_TYPE);
+    if !shed {
+        return response;
+    }
+    let mut explained = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the service is overloaded; retry after the Retry-After delay",
+        &[] as &[()],
+    );
+    if let Some(retry_after) = response.headers().get(header::RETRY_AFTER) {
+        explained
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.clone());
+    }
+    explained
 }
 
 async fn not_found() -> Response {

@@ -242,3 +242,114 @@ async fn an_operator_can_force_the_breaker_open_and_close_it() {
     order.stop().await;
     payment.stop().await;
 }
+
+/// Beyond the concurrency limit requests are shed at once: 503 with `Retry-After` and a
+/// problem body over HTTP, RESOURCE_EXHAUSTED over gRPC, counted in `load_shed_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_at_once_with_retry_after() {
+    use contracts::order::v1::{self as pb, order_service_client::OrderServiceClient};
+    use stormproof_payment::faults::FaultSettings;
+
+    let payment = spawn_payment().await;
+    payment.set_faults(FaultSettings {
+        latency_ms: 100,
+        ..FaultSettings::default()
+    });
+    let limit = [
+        "--limit-initial",
+        "2",
+        "--limit-min",
+        "1",
+        "--limit-max",
+        "2",
+        "--breaker-slow-call",
+        "0",
+    ];
+    let order = spawn_order(&payment.url(), &limit).await;
+
+    let burst = join_all((0..12).map(|n| {
+        let order = &order;
+        async move {
+            let started = Instant::now();
+            let response = order
+                .http
+                .post(order.url("/v1/orders"))
+                .json(&json!({ "customer_id": format!("cust-{n}"), "lines": [{ "sku": "CAP-RED", "quantity": 1 }] }))
+                .send()
+                .await
+                .expect("answered");
+            (response.status().as_u16(), response.headers().get("retry-after").cloned(), started.elapsed(), response.text().await.unwrap_or_default())
+        }
+    }))
+    .await;
+    let shed: Vec<_> = burst.iter().filter(|(status, ..)| *status == 503).collect();
+    let served = burst.iter().filter(|(status, ..)| *status == 201).count();
+    assert_eq!(
+        shed.len() + served,
+        12,
+        "only 201 or 503: {:?}",
+        burst.iter().map(|b| b.0).collect::<Vec<_>>()
+    );
+    assert!(
+        served >= 2 && !shed.is_empty(),
+        "{served} served, {} shed",
+        shed.len()
+    );
+    for (_, retry_after, elapsed, body) in &shed {
+        assert_eq!(retry_after.as_ref().map(|v| v.as_bytes()), Some(&b"1"[..]));
+        assert!(
+            *elapsed < Duration::from_millis(90),
+            "shed at once, not queued: {elapsed:?}"
+        );
+        assert!(body.contains("overloaded"), "a problem body: {body}");
+    }
+
+    let client = OrderServiceClient::connect(format!("http://{}", order.grpc_addr))
+        .await
+        .expect("connect");
+    let grpc = join_all((0..8).map(|n| {
+        let mut client = client.clone();
+        async move {
+            client
+                .place_order(pb::PlaceOrderRequest {
+                    customer_id: format!("grpc-{n}"),
+                    lines: vec![pb::OrderLine {
+                        sku: "CAP-RED".to_owned(),
+                        quantity: 1,
+                        unit_price: None,
+                    }],
+                    idempotency_key: String::new(),
+                })
+                .await
+        }
+    }))
+    .await;
+    let exhausted = grpc
+        .iter()
+        .filter(|result| {
+            result
+                .as_ref()
+                .err()
+                .is_some_and(|status| status.code() == tonic::Code::ResourceExhausted)
+        })
+        .count();
+    assert!(exhausted > 0, "gRPC callers are shed too");
+    assert!(grpc.iter().all(|result| result.as_ref().map_or_else(
+        |status| status.code() == tonic::Code::ResourceExhausted,
+        |_| true
+    )));
+
+    let metrics = order.metrics().await;
+    let counted = sample(&metrics, "load_shed_total", &[("service", "order")]).unwrap_or_default();
+    assert_eq!(
+        counted as usize,
+        shed.len() + exhausted,
+        "every shed request counted"
+    );
+    assert_eq!(
+        sample(&metrics, "concurrency_limit", &[("service", "order")]),
+        Some(2.0)
+    );
+    order.stop().await;
+    payment.stop().await;
+}
