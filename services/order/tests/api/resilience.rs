@@ -7,7 +7,9 @@ use resilience::breaker::State;
 use serde_json::{Value, json};
 use stormproof_payment::{domain::OrderId, faults::Preset, ledger::Ledger};
 
-use crate::helpers::{ADMIN_TOKEN, Order, sample, spawn_order, spawn_payment, spawn_payment_at};
+use telemetry::testing::Process;
+
+use crate::helpers::{ADMIN_TOKEN, Order, sample, spawn_order, spawn_payment};
 
 /// Every order of `ids` is CONFIRMED, and `ledger` holds exactly one charge for each, of the
 /// order's total.
@@ -124,18 +126,21 @@ async fn the_seeds_scenario_answers_every_order_and_drains_after_the_heal() {
     payment.stop().await;
 }
 
-/// Payment's process gone: orders are still accepted (202), fast once the breaker is open;
-/// when payment is back, each is charged exactly once.
+/// Payment's process killed (SIGKILL): orders are still accepted (202), fast once the breaker
+/// is open; when payment is back, each order is charged exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_payment_down_orders_are_accepted_fast_and_charged_once_it_returns() {
-    let payment = spawn_payment().await;
-    let addr = payment.addr;
-    let order = spawn_order(&payment.url(), &["--breaker-wait", "500ms"]).await;
-    let (status, _) = order.place("cust-down", &[("CAP-RED", 1)], None).await;
+async fn with_payment_killed_orders_are_accepted_fast_and_charged_once_it_returns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ledger_file = dir.path().join("payment.db");
+    let payment = payment_process(&ledger_file, "127.0.0.1:0").await;
+    let addr = payment.addr("grpc_addr");
+    let order = spawn_order(&format!("http://{addr}"), &["--breaker-wait", "500ms"]).await;
+    let (status, body) = order.place("cust-down", &[("CAP-RED", 1)], None).await;
     assert_eq!(status, 201, "payment up: confirmed");
-    payment.stop().await;
+    let mut ids = vec![body["order_id"].as_str().expect("id").to_owned()];
 
-    let mut ids = Vec::new();
+    payment.signal("KILL").expect("kill -9 payment");
+    assert_eq!(payment.wait().await.expect("exit"), None, "killed");
     let mut fast = Vec::new();
     for n in 0..20 {
         let started = Instant::now();
@@ -156,7 +161,6 @@ async fn with_payment_down_orders_are_accepted_fast_and_charged_once_it_returns(
         slowest < Duration::from_millis(250),
         "fast while open: {slowest:?}"
     );
-
     let metrics = order.metrics().await;
     let breaker_open = sample(
         &metrics,
@@ -168,14 +172,39 @@ async fn with_payment_down_orders_are_accepted_fast_and_charged_once_it_returns(
         "{breaker_open:?}"
     );
 
-    let payment = spawn_payment_at(addr).await;
+    // Payment back on the same address and ledger.
+    let _payment = payment_process(&ledger_file, &addr).await;
     assert!(
         order.drained(Duration::from_secs(30)).await,
         "the backlog drains once payment is back"
     );
-    each_charged_once(&order, &payment.ledger, &ids).await;
+    let ledger = Ledger::open(&ledger_file).await.expect("the ledger file");
+    each_charged_once(&order, &ledger, &ids).await;
     order.stop().await;
-    payment.stop().await;
+}
+
+/// The payment binary (built beside order's by a workspace build), on `addr` and `ledger`.
+async fn payment_process(ledger: &std::path::Path, addr: &str) -> Process {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_order")).with_file_name("payment");
+    assert!(
+        binary.exists(),
+        "{} is missing: build the workspace (cargo nextest run --workspace builds it)",
+        binary.display()
+    );
+    Process::start(
+        binary.to_str().expect("utf-8 path"),
+        &[
+            "--grpc-addr",
+            addr,
+            "--ops-addr",
+            "127.0.0.1:0",
+            "--database-path",
+            ledger.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    )
+    .await
+    .expect("payment starts")
 }
 
 #[tokio::test]
