@@ -188,3 +188,156 @@ async fn twenty_concurrent_requests_with_one_key_make_one_order_and_one_charge()
     order.stop().await;
     payment.stop().await;
 }
+
+/// A business decline is definitive: 402 with the REJECTED order, not a fallback.
+#[tokio::test]
+async fn a_declined_charge_is_a_402_with_the_rejected_order() {
+    use stormproof_payment::faults::FaultSettings;
+
+    let payment = spawn_payment().await;
+    payment.set_faults(FaultSettings {
+        decline_rate: 1.0,
+        ..FaultSettings::default()
+    });
+    let order = spawn_order(&payment.url(), &[]).await;
+    let response = order
+        .http
+        .post(order.url("/v1/orders"))
+        .json(&serde_json::json!({ "customer_id": "cust-poor", "lines": [{ "sku": "JACKET-RAIN-L", "quantity": 1 }] }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 402);
+    assert!(response.headers().contains_key("location"));
+    let problem: Value = response.json().await.expect("JSON");
+    assert_eq!(problem["order"]["status"], "REJECTED");
+    let id = problem["order"]["order_id"].as_str().expect("id");
+    let stored = order.app.get_order(id).await.expect("stored");
+    assert_eq!(
+        stored.status.as_str(),
+        "REJECTED",
+        "stored as answered, and settled"
+    );
+    let metrics = order.metrics().await;
+    assert_eq!(
+        crate::helpers::sample(&metrics, "orders_total", &[("status", "rejected")]),
+        Some(1.0)
+    );
+    order.stop().await;
+    payment.stop().await;
+}
+
+/// Readiness and health say whether order can serve, never whether payment can.
+#[tokio::test]
+async fn readiness_never_depends_on_payment() {
+    let payment = spawn_payment().await;
+    let order = spawn_order(&payment.url(), &[]).await;
+    payment.stop().await;
+    order.place("cust-r", &[("CAP-RED", 1)], None).await;
+
+    for path in ["/readyz", "/healthz"] {
+        let response = order
+            .http
+            .get(order.ops_url(path))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), 200, "{path} with payment gone");
+    }
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", order.grpc_addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "stormproof.order.v1.OrderService".to_owned(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner();
+    assert_eq!(
+        health.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    order.stop().await;
+}
+
+/// Every series DESIGN names for order exists after some traffic, with its labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_design_series_are_exported() {
+    use contracts::order::v1::{GetOrderRequest, order_service_client::OrderServiceClient};
+
+    let payment = spawn_payment().await;
+    let order = spawn_order(&payment.url(), &[]).await;
+    let (_, placed) = order.place("cust-m", &[("CAP-RED", 1)], None).await;
+    let mut client = OrderServiceClient::connect(format!("http://{}", order.grpc_addr))
+        .await
+        .expect("connect");
+    client
+        .get_order(GetOrderRequest {
+            order_id: placed["order_id"].as_str().unwrap_or_default().to_owned(),
+        })
+        .await
+        .expect("found");
+    let metrics = order.metrics().await;
+    let has = |name: &str, labels: &[(&str, &str)]| {
+        assert!(
+            crate::helpers::sample(&metrics, name, labels).is_some(),
+            "{name} {labels:?}"
+        );
+    };
+    has("orders_total", &[("status", "confirmed")]);
+    has(
+        "fallback_total",
+        &[("dependency", "payment"), ("reason", "breaker_open")],
+    );
+    has("order_payment_backlog", &[]);
+    has("order_payment_oldest_pending_seconds", &[]);
+    has("order_reconcile_total", &[("outcome", "confirmed")]);
+    has(
+        "circuit_breaker_state",
+        &[("dependency", "payment"), ("state", "closed")],
+    );
+    has(
+        "circuit_breaker_calls_total",
+        &[("dependency", "payment"), ("outcome", "success")],
+    );
+    has("circuit_breaker_failure_rate", &[("dependency", "payment")]);
+    has(
+        "retry_attempts_total",
+        &[("dependency", "payment"), ("outcome", "success")],
+    );
+    has("retry_budget_exhausted_total", &[("dependency", "payment")]);
+    has("bulkhead_in_flight", &[("dependency", "payment")]);
+    has("bulkhead_rejected_total", &[("dependency", "payment")]);
+    has("concurrency_limit", &[("service", "order")]);
+    has("load_shed_total", &[("service", "order")]);
+    has(
+        "http_server_request_duration_seconds_count",
+        &[
+            ("http_route", "/v1/orders"),
+            ("http_request_method", "POST"),
+            ("http_response_status_code", "201"),
+        ],
+    );
+    has(
+        "rpc_client_call_duration_seconds_count",
+        &[
+            ("rpc_service", "stormproof.payment.v1.PaymentService"),
+            ("rpc_method", "ProcessPayment"),
+            ("rpc_grpc_status_code", "0"),
+        ],
+    );
+    has(
+        "rpc_server_call_duration_seconds_count",
+        &[
+            ("rpc_service", "stormproof.order.v1.OrderService"),
+            ("rpc_method", "GetOrder"),
+            ("rpc_grpc_status_code", "0"),
+        ],
+    );
+    has("build_info", &[("version", env!("CARGO_PKG_VERSION"))]);
+    order.stop().await;
+    payment.stop().await;
+}
