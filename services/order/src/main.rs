@@ -2,25 +2,14 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use stormproof_order::{Application, Config};
 use telemetry::{ServiceInfo, ops::shutdown_signal};
 
-/// EX_USAGE: the configuration is wrong; nothing was started.
-const EXIT_USAGE: u8 = 64;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::try_parse() {
+    let config: Config = match telemetry::ops::parse_args() {
         Ok(config) => config,
-        Err(error) => {
-            let _ = error.print(); // --help and --version too, to stdout
-            return if error.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     let service = ServiceInfo {
         name: "order",

@@ -12,10 +12,13 @@ use std::{future::Future, net::SocketAddr};
 use contracts::order::v1::order_service_server::OrderServiceServer;
 use metrics_exporter_prometheus::PrometheusHandle;
 use resilience::limit::{AdaptiveLimit, LimitLayer};
-use telemetry::{grpc::GrpcServerLayer, http::HttpServerLayer, ops::Readiness};
-use tokio::{net::TcpListener, task::JoinSet};
+use telemetry::{
+    grpc::GrpcServerLayer,
+    http::HttpServerLayer,
+    ops::{Readiness, ServeError, Servers},
+};
+use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, transport::Endpoint};
 use tower::Layer as _;
 
@@ -54,14 +57,9 @@ pub enum StartupError {
     /// The reflection service could not be built.
     #[error("cannot build gRPC reflection")]
     Reflection(#[from] tonic_reflection::server::Error),
-    /// A server stopped with an error.
-    #[error("the {server} server failed")]
-    Serve {
-        /// `grpc`, `http` or `ops`.
-        server: &'static str,
-        /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// A server stopped by itself, or failed while draining.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 
 /// The order service, bound and ready to run.
@@ -135,7 +133,6 @@ impl Application {
     ) -> Result<(), StartupError> {
         let (grpc_addr, http_addr, ops_addr) =
             (self.grpc_addr(), self.http_addr(), self.ops_addr());
-        let token = CancellationToken::new();
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<OrderServiceServer<OrderApi>>()
@@ -150,7 +147,7 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
-        let mut servers = JoinSet::new();
+        let mut servers = Servers::new();
         let grpc = tonic::transport::Server::builder()
             .layer(GrpcServerLayer::new())
             .add_service(health)
@@ -158,15 +155,12 @@ impl Application {
             .add_service(Limited(
                 limit.layer(OrderServiceServer::new(OrderApi::new(self.app.clone()))),
             ))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc),
-                token.clone().cancelled_owned(),
-            );
-        servers.spawn(async move { ("grpc", grpc.await.map_err(Into::into)) });
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), servers.stopping());
+        servers.spawn("grpc", grpc);
 
         let api = axum::serve(self.http, http::router(self.app.clone(), limit))
-            .with_graceful_shutdown(token.clone().cancelled_owned());
-        servers.spawn(async move { ("http", api.await.map_err(Into::into)) });
+            .with_graceful_shutdown(servers.stopping());
+        servers.spawn("http", async move { api.await });
 
         let mut ops = telemetry::ops::router(self.prometheus.clone(), self.readiness.clone());
         if let Some(admin_token) = self.config.admin_token.clone() {
@@ -176,54 +170,33 @@ impl Application {
             ));
         }
         let ops = axum::serve(self.ops, ops.layer(HttpServerLayer::new()))
-            .with_graceful_shutdown(token.clone().cancelled_owned());
-        servers.spawn(async move { ("ops", ops.await.map_err(Into::into)) });
+            .with_graceful_shutdown(servers.stopping());
+        servers.spawn("ops", async move { ops.await });
 
-        let reconciler_stop = CancellationToken::new();
-        let reconciler = tokio::spawn(reconciler::run(
+        let reconciler = reconciler::run(
             self.app.clone(),
             self.config.reconciler.config(),
-            reconciler_stop.clone(),
-        ));
+            servers.token(),
+        );
+        servers.spawn("reconciler", async move {
+            reconciler.await;
+            Ok::<(), std::convert::Infallible>(())
+        });
 
         self.readiness.set(true);
         tracing::info!(%grpc_addr, %http_addr, %ops_addr, admin = self.config.admin_token.is_some(), "order.listening");
 
-        let mut failure = None;
-        tokio::select! {
-            () = shutdown => tracing::info!("order.shutdown_requested"),
-            Some(stopped) = servers.join_next() => {
-                failure = server_failure(stopped);
-                tracing::error!("order.server_stopped_early");
-            }
-        }
-
-        // Drain: out of rotation first, then stop accepting and let in-flight requests finish.
-        self.readiness.set(false);
-        health_reporter
-            .set_not_serving::<OrderServiceServer<OrderApi>>()
+        let readiness = self.readiness.clone();
+        let served = servers
+            .run_until(shutdown, self.config.shutdown_grace, async move {
+                readiness.set(false);
+                health_reporter
+                    .set_not_serving::<OrderServiceServer<OrderApi>>()
+                    .await;
+            })
             .await;
-        token.cancel();
-        reconciler_stop.cancel();
-        let grace = self.config.shutdown_grace;
-        let drained = tokio::time::timeout(grace, async {
-            while let Some(stopped) = servers.join_next().await {
-                if failure.is_none() {
-                    failure = server_failure(stopped);
-                }
-            }
-            let _ = reconciler.await;
-        })
-        .await
-        .is_ok();
-        if drained {
-            tracing::info!("order.drained");
-        } else {
-            tracing::warn!(grace_seconds = grace.as_secs_f64(), "order.drain_forced");
-            servers.abort_all();
-        }
         self.app.store().close().await;
-        failure.map_or(Ok(()), Err)
+        Ok(served?)
     }
 }
 
@@ -259,23 +232,4 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })
-}
-
-type Stopped = Result<
-    (
-        &'static str,
-        Result<(), Box<dyn std::error::Error + Send + Sync>>,
-    ),
-    tokio::task::JoinError,
->;
-
-fn server_failure(stopped: Stopped) -> Option<StartupError> {
-    match stopped {
-        Ok((_, Ok(()))) => None,
-        Ok((server, Err(source))) => Some(StartupError::Serve { server, source }),
-        Err(join) => Some(StartupError::Serve {
-            server: "a",
-            source: Box::new(join),
-        }),
-    }
 }

@@ -2,32 +2,21 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use stormproof_payment::{Application, Config};
 use telemetry::ServiceInfo;
 use telemetry::ops::shutdown_signal;
 
-/// EX_USAGE: the configuration is wrong; nothing was started.
-const EXIT_USAGE: u8 = 64;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::try_parse() {
+    let config: Config = match telemetry::ops::parse_args() {
         Ok(config) => config,
-        Err(error) => {
-            let _ = error.print(); // --help and --version too, to stdout
-            return if error.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     let faults = match config.faults.settings() {
         Ok(faults) => faults,
         Err(message) => {
             eprintln!("error: {message}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(telemetry::ops::EXIT_USAGE);
         }
     };
     let service = ServiceInfo {

@@ -9,10 +9,13 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use contracts::payment::v1::payment_service_server::PaymentServiceServer;
 use metrics_exporter_prometheus::PrometheusHandle;
-use telemetry::{grpc::GrpcServerLayer, http::HttpServerLayer, ops::Readiness};
-use tokio::{net::TcpListener, task::JoinSet};
+use telemetry::{
+    grpc::GrpcServerLayer,
+    http::HttpServerLayer,
+    ops::{Readiness, ServeError, Servers},
+};
+use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     admin,
@@ -40,14 +43,9 @@ pub enum StartupError {
     /// The reflection service could not be built from the descriptor sets.
     #[error("cannot build gRPC reflection")]
     Reflection(#[from] tonic_reflection::server::Error),
-    /// A server stopped with an error.
-    #[error("the {server} server failed")]
-    Serve {
-        /// `grpc` or `ops`.
-        server: &'static str,
-        /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// A server stopped by itself, or failed while draining.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 
 /// The payment service, bound and ready to run.
@@ -112,7 +110,6 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartupError> {
         let (grpc_addr, ops_addr) = (self.grpc_addr(), self.ops_addr());
-        let token = CancellationToken::new();
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<PaymentServiceServer<PaymentApi>>()
@@ -123,62 +120,37 @@ impl Application {
             .build_v1()?;
         let api = PaymentApi::new(self.ledger.clone(), self.faults.clone());
 
-        let mut servers = JoinSet::new();
+        let mut servers = Servers::new();
         let grpc = tonic::transport::Server::builder()
             .layer(GrpcServerLayer::new())
             .add_service(health)
             .add_service(reflection)
             .add_service(PaymentServiceServer::new(api))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc),
-                token.clone().cancelled_owned(),
-            );
-        servers.spawn(async move { ("grpc", grpc.await.map_err(Into::into)) });
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), servers.stopping());
+        servers.spawn("grpc", grpc);
 
         let mut ops = telemetry::ops::router(self.prometheus.clone(), self.readiness.clone());
         if let Some(token) = self.config.admin_token.clone() {
             ops = ops.merge(admin::router(self.faults.clone(), token));
         }
         let ops = axum::serve(self.ops, ops.layer(HttpServerLayer::new()))
-            .with_graceful_shutdown(token.clone().cancelled_owned());
-        servers.spawn(async move { ("ops", ops.await.map_err(Into::into)) });
+            .with_graceful_shutdown(servers.stopping());
+        servers.spawn("ops", async move { ops.await });
 
         self.readiness.set(true);
         tracing::info!(%grpc_addr, %ops_addr, admin = self.config.admin_token.is_some(), "payment.listening");
 
-        let mut failure = None;
-        tokio::select! {
-            () = shutdown => tracing::info!("payment.shutdown_requested"),
-            Some(stopped) = servers.join_next() => {
-                failure = server_failure(stopped);
-                tracing::error!("payment.server_stopped_early");
-            }
-        }
-
-        // Drain: out of rotation first, then stop accepting and let in-flight calls finish.
-        self.readiness.set(false);
-        health_reporter
-            .set_not_serving::<PaymentServiceServer<PaymentApi>>()
+        let readiness = self.readiness.clone();
+        let served = servers
+            .run_until(shutdown, self.config.shutdown_grace, async move {
+                readiness.set(false);
+                health_reporter
+                    .set_not_serving::<PaymentServiceServer<PaymentApi>>()
+                    .await;
+            })
             .await;
-        token.cancel();
-        let grace = self.config.shutdown_grace;
-        let drained = tokio::time::timeout(grace, async {
-            while let Some(stopped) = servers.join_next().await {
-                if failure.is_none() {
-                    failure = server_failure(stopped);
-                }
-            }
-        })
-        .await
-        .is_ok();
-        if drained {
-            tracing::info!("payment.drained");
-        } else {
-            tracing::warn!(grace_seconds = grace.as_secs_f64(), "payment.drain_forced");
-            servers.abort_all();
-        }
         self.ledger.close().await;
-        failure.map_or(Ok(()), Err)
+        Ok(served?)
     }
 }
 
@@ -186,23 +158,4 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })
-}
-
-type Stopped = Result<
-    (
-        &'static str,
-        Result<(), Box<dyn std::error::Error + Send + Sync>>,
-    ),
-    tokio::task::JoinError,
->;
-
-fn server_failure(stopped: Stopped) -> Option<StartupError> {
-    match stopped {
-        Ok((_, Ok(()))) => None,
-        Ok((server, Err(source))) => Some(StartupError::Serve { server, source }),
-        Err(join) => Some(StartupError::Serve {
-            server: "a",
-            source: Box::new(join),
-        }),
-    }
 }

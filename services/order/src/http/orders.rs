@@ -36,7 +36,7 @@ pub(super) async fn place(State(app): State<App>, headers: HeaderMap, body: Body
             &[] as &[()],
         );
     }
-    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+    let Some(bytes) = read_limited(body).await else {
         return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("the body must be at most {} KiB", BODY_LIMIT / 1024),
@@ -86,6 +86,34 @@ pub(super) async fn place(State(app): State<App>, headers: HeaderMap, body: Body
         Ok(placed) => placed_response(&placed),
         Err(error) => error.into_response(),
     }
+}
+
+/// How much of a too-large body is read on and thrown away before answering 413.
+const DRAIN_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The body if it is at most [`BODY_LIMIT`] bytes. A larger one is read on, and thrown away,
+/// up to [`DRAIN_LIMIT`]: a client still sending it then reads the 413 instead of a reset
+/// connection (HTTP/1.1 has no way to stop a body mid-flight but closing); past the drain
+/// limit, or when the body fails, the connection is given up.
+async fn read_limited(body: Body) -> Option<bytes::Bytes> {
+    use http_body_util::BodyExt as _;
+
+    let mut body = body;
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0_usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > BODY_LIMIT + DRAIN_LIMIT {
+            return None;
+        }
+        if seen <= BODY_LIMIT {
+            kept.extend_from_slice(&data);
+        }
+    }
+    (seen <= BODY_LIMIT).then(|| kept.freeze())
 }
 
 fn placed_response(placed: &Placed) -> Response {

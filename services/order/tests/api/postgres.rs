@@ -184,7 +184,8 @@ async fn two_replicas_racing_reconcilers_never_charge_an_order_twice() {
     payment.stop().await;
 }
 
-/// An order process on `database`, calling `payment`, reconciling fast.
+/// An order process on `database`, calling `payment`. Each reconciler pass claims a second's
+/// worth of charges (20), so neither replica can take the whole backlog at once: they race.
 async fn replica(database: &str, payment: &str) -> Process {
     Process::start(
         env!("CARGO_BIN_EXE_order"),
@@ -204,7 +205,7 @@ async fn replica(database: &str, payment: &str) -> Process {
             "--reconcile-interval",
             "100ms",
             "--reconcile-max-rate",
-            "200",
+            "20",
         ],
         &[],
     )

@@ -238,7 +238,7 @@ async fn sigterm_under_load_fails_no_request_in_flight() {
     order.signal("TERM").expect("SIGTERM");
     assert!(
         order
-            .logged("\"order.drained\"", Duration::from_secs(15))
+            .logged("\"server.drained\"", Duration::from_secs(15))
             .await,
         "drained in time"
     );

@@ -83,7 +83,7 @@ async fn sigterm_lets_twenty_slow_calls_finish_then_exits_zero() {
     );
     assert!(
         process
-            .logged("\"payment.drained\"", Duration::from_secs(5))
+            .logged("\"server.drained\"", Duration::from_secs(5))
             .await,
         "the drain finished within the grace period"
     );
