@@ -20,7 +20,11 @@
 //! design does not need to afford.
 //!
 //! Time is passed in as `now` ([`tokio::time::Instant`], so `tokio::time::pause` drives it),
-//! which keeps the state machine deterministic under test.
+//! which keeps the state machine deterministic under test; inside, it is nanoseconds since the
+//! breaker's origin. The service reads the time only when it needs it: the duration of a call
+//! from the breaker's call clock (one atomic load, see `clock.rs` for why that is enough), and
+//! `Instant::now()` only for what places a call in time: the bucket of a time window, and the
+//! end of the open wait when the breaker trips.
 
 use std::{
     fmt,
@@ -36,7 +40,8 @@ use tokio::time::Instant;
 use crate::Verdict;
 
 use super::{
-    BreakerConfig, BreakerObserver, BreakerOpen, CallOutcome, Outcome, State,
+    BreakerConfig, BreakerObserver, BreakerOpen, CallOutcome, Outcome, SlidingWindow, State,
+    clock::CallClock,
     window::{Window, WindowStats},
 };
 
@@ -49,6 +54,8 @@ pub struct Circuit {
     open_until: AtomicU64,
     origin: Instant,
     settings: Settings,
+    /// Times calls; present when slow-call detection is on.
+    clock: Option<Arc<CallClock>>,
     inner: Mutex<Inner>,
     observer: Arc<dyn BreakerObserver>,
 }
@@ -66,8 +73,8 @@ struct Settings {
     wait_multiplier: f64,
     max_wait: Duration,
     half_open_calls: u32,
-    /// Whether recording needs the time (time window, or slow calls).
-    needs_clock: bool,
+    /// Whether recording a call needs the time (to choose its bucket).
+    time_window: bool,
 }
 
 struct Inner {
@@ -91,8 +98,18 @@ pub struct Permit {
     circuit: Arc<Circuit>,
     generation: u64,
     trial: bool,
-    started: Option<Instant>,
+    started: Started,
     done: bool,
+}
+
+/// When a permit's call started, if it is timed.
+#[derive(Debug, Clone, Copy)]
+enum Started {
+    Untimed,
+    /// Given by the caller ([`Permit::start`]), in nanoseconds since the origin.
+    At(u64),
+    /// Read from the breaker's [`CallClock`] (the service's calls).
+    Read(u64),
 }
 
 fn pack(state: State, generation: u64) -> u64 {
@@ -121,18 +138,20 @@ impl Circuit {
             wait_multiplier: config.wait_multiplier,
             max_wait: config.max_wait_duration,
             half_open_calls: config.half_open_calls,
-            needs_clock: config.slow_call_duration.is_some()
-                || matches!(config.window, super::SlidingWindow::Time(_)),
+            time_window: matches!(config.window, SlidingWindow::Time(_)),
         };
         Self {
             packed: AtomicU64::new(pack(State::Closed, 0)),
             open_until: AtomicU64::new(0),
             origin: now,
             settings,
+            clock: config
+                .slow_call_duration
+                .map(|slow| Arc::new(CallClock::new(now, slow))),
             inner: Mutex::new(Inner {
                 state: State::Closed,
                 generation: 0,
-                window: Window::new(config.window, now),
+                window: Window::new(config.window),
                 trips: 0,
                 trials_left: 0,
                 trial_successes: 0,
@@ -150,7 +169,7 @@ impl Circuit {
     /// Totals of the window at `now`. While open or half-open, this is the window that
     /// tripped the breaker; it starts empty when the breaker closes again.
     pub fn stats(&self, now: Instant) -> WindowStats {
-        self.lock().window.stats(now)
+        self.lock().window.stats(self.nanos(now))
     }
 
     /// Asks to make a call at `now`.
@@ -168,21 +187,20 @@ impl Circuit {
             State::Closed | State::Disabled => Ok(self.permit(generation, false)),
             State::ForcedOpen => Err(self.reject(State::ForcedOpen)),
             State::Open => {
-                let now = now();
-                if self.nanos(now) < self.open_until.load(Ordering::Acquire) {
+                let now = self.nanos(now());
+                if now < self.open_until.load(Ordering::Acquire) {
                     Err(self.reject(State::Open))
                 } else {
                     self.acquire_locked(now)
                 }
             }
-            State::HalfOpen => self.acquire_locked(now()),
+            State::HalfOpen => self.acquire_locked(self.nanos(now())),
         }
     }
 
-    fn acquire_locked(self: &Arc<Self>, now: Instant) -> Result<Permit, BreakerOpen> {
+    fn acquire_locked(self: &Arc<Self>, now: u64) -> Result<Permit, BreakerOpen> {
         let mut inner = self.lock();
-        if inner.state == State::Open && self.nanos(now) >= self.open_until.load(Ordering::Acquire)
-        {
+        if inner.state == State::Open && now >= self.open_until.load(Ordering::Acquire) {
             self.transition(&mut inner, State::HalfOpen, now);
         }
         let admitted = match inner.state {
@@ -206,7 +224,7 @@ impl Circuit {
             circuit: Arc::clone(self),
             generation,
             trial,
-            started: None,
+            started: Started::Untimed,
             done: false,
         }
     }
@@ -221,11 +239,6 @@ impl Circuit {
         self.settings
             .slow_call_duration
             .is_some_and(|slow| elapsed >= slow)
-    }
-
-    /// Whether calls are timed (slow-call detection is on).
-    pub(crate) fn times_calls(&self) -> bool {
-        self.settings.slow_call_duration.is_some()
     }
 
     /// Forces the breaker open: every call is rejected until [`reset`](Self::reset).
@@ -246,18 +259,20 @@ impl Circuit {
             inner.window.clear();
             inner.trips = 0;
         } else {
-            self.transition(&mut inner, State::Closed, now);
+            self.transition(&mut inner, State::Closed, self.nanos(now));
         }
     }
 
     fn override_to(&self, to: State, now: Instant) {
         let mut inner = self.lock();
         if inner.state != to {
-            self.transition(&mut inner, to, now);
+            self.transition(&mut inner, to, self.nanos(now));
         }
     }
 
-    fn record(&self, permit: &Permit, outcome: Outcome, now: Instant) {
+    /// Records `outcome`; `now` is read only if the outcome must be placed in time (a time
+    /// window, or a trip).
+    fn record(&self, permit: &Permit, outcome: Outcome, now: impl Fn() -> u64) {
         self.observer.on_call(outcome.into());
         let mut inner = self.lock();
         if inner.generation != permit.generation {
@@ -265,20 +280,23 @@ impl Circuit {
         }
         match inner.state {
             State::Closed => {
-                let stats = inner.window.record(outcome, now);
+                let at = self.settings.time_window.then(&now);
+                let stats = inner.window.record(outcome, at.unwrap_or_default());
                 self.observer.on_window(stats);
                 if self.should_trip(&stats) {
-                    self.transition(&mut inner, State::Open, now);
+                    self.transition(&mut inner, State::Open, at.unwrap_or_else(now));
                 }
             }
             State::HalfOpen => match outcome {
                 Outcome::Success => {
                     inner.trial_successes += 1;
                     if inner.trial_successes == self.settings.half_open_calls {
-                        self.transition(&mut inner, State::Closed, now);
+                        self.transition(&mut inner, State::Closed, now());
                     }
                 }
-                Outcome::Failure | Outcome::Slow => self.transition(&mut inner, State::Open, now),
+                Outcome::Failure | Outcome::Slow => {
+                    self.transition(&mut inner, State::Open, now());
+                }
             },
             State::Open | State::ForcedOpen | State::Disabled => {}
         }
@@ -304,8 +322,9 @@ impl Circuit {
                 || (settings.slow_call_duration.is_some() && over(stats.slow, settings.slow_ppm)))
     }
 
-    /// Moves to `to`; the caller holds the lock (so observers see transitions in order).
-    fn transition(&self, inner: &mut Inner, to: State, now: Instant) {
+    /// Moves to `to` at `now` (nanoseconds since the origin); the caller holds the lock (so
+    /// observers see transitions in order).
+    fn transition(&self, inner: &mut Inner, to: State, now: u64) {
         let from = inner.state;
         inner.state = to;
         inner.generation += 1;
@@ -313,7 +332,7 @@ impl Circuit {
             State::Open => {
                 inner.trips += 1;
                 let wait = self.open_wait(inner.trips);
-                let until = self.nanos(now).saturating_add(wait.as_nanos() as u64);
+                let until = now.saturating_add(wait.as_nanos() as u64);
                 // Stored before the state below, so a reader that sees `open` sees its end.
                 self.open_until.store(until, Ordering::Release);
             }
@@ -351,6 +370,11 @@ impl Circuit {
         now.saturating_duration_since(self.origin).as_nanos() as u64
     }
 
+    /// `Instant::now()`, in nanoseconds since the origin.
+    fn precise_now(&self) -> u64 {
+        self.nanos(Instant::now())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock can only come from an observer; the state it guards
         // is updated before observers run, so it is still consistent.
@@ -374,13 +398,21 @@ impl fmt::Debug for Circuit {
 impl Permit {
     /// Notes that the call starts at `now`, for slow-call detection on cancellation.
     pub fn start(&mut self, now: Instant) {
-        self.started = Some(now);
+        self.started = Started::At(self.circuit.nanos(now));
+    }
+
+    /// Notes that the call starts now, on the breaker's call clock, if calls are timed.
+    pub(crate) fn start_timing(&mut self) {
+        if let Some(clock) = &self.circuit.clock {
+            self.started = Started::Read(clock.now());
+        }
     }
 
     /// Records how the call ended, at `now`.
     pub fn record(mut self, outcome: Outcome, now: Instant) {
         self.done = true;
-        self.circuit.record(&self, outcome, now);
+        let now = self.circuit.nanos(now);
+        self.circuit.record(&self, outcome, || now);
     }
 
     /// Whether this permit is one of the half-open trial calls.
@@ -395,26 +427,32 @@ impl Permit {
         self.circuit.release(&self);
     }
 
-    /// Records the call the way the service does: reads the clock only when the window or
-    /// slow-call detection needs it.
-    pub(crate) fn finish(self, verdict: Verdict) {
-        let settings = &self.circuit.settings;
-        let now = if settings.needs_clock {
-            Instant::now()
-        } else {
-            self.circuit.origin
-        };
+    /// Records the call the way the service does, reading the clocks only as far as needed.
+    pub(crate) fn finish(mut self, verdict: Verdict) {
         let outcome = match verdict {
             Verdict::Ignore => return self.release(),
             Verdict::Failure => Outcome::Failure,
-            Verdict::Success => match self.started {
-                Some(started) if self.circuit.is_slow(now.saturating_duration_since(started)) => {
-                    Outcome::Slow
-                }
-                _ => Outcome::Success,
-            },
+            Verdict::Success if self.took_slow() => Outcome::Slow,
+            Verdict::Success => Outcome::Success,
         };
-        self.record(outcome, now);
+        self.done = true;
+        let circuit = &self.circuit;
+        circuit.record(&self, outcome, || circuit.precise_now());
+    }
+
+    /// Whether the call, if timed, has run for at least the slow-call duration by now.
+    fn took_slow(&self) -> bool {
+        let circuit = &self.circuit;
+        match self.started {
+            Started::Untimed => false,
+            Started::Read(started) => circuit
+                .clock
+                .as_ref()
+                .is_some_and(|clock| clock.took_slow(started, clock.now())),
+            Started::At(started) => circuit.settings.slow_call_duration.is_some_and(|slow| {
+                circuit.precise_now().saturating_sub(started) >= slow.as_nanos() as u64
+            }),
+        }
     }
 }
 
@@ -424,14 +462,11 @@ impl Drop for Permit {
             return;
         }
         let circuit = &self.circuit;
-        if let (Some(started), Some(_)) = (self.started, circuit.settings.slow_call_duration) {
-            let now = Instant::now();
-            if circuit.is_slow(now.saturating_duration_since(started)) {
-                circuit.record(self, Outcome::Slow, now);
-                return;
-            }
+        if self.took_slow() {
+            circuit.record(self, Outcome::Slow, || circuit.precise_now());
+        } else {
+            circuit.release(self);
         }
-        circuit.release(self);
     }
 }
 

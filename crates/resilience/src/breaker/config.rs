@@ -44,7 +44,10 @@ pub struct BreakerConfig {
     /// Trip when failures / calls ≥ this, in (0, 1]. Default: 0.5.
     pub failure_rate_threshold: f64,
     /// A successful call that took at least this long counts as slow; `None` disables
-    /// slow-call detection (and the clock reads it needs). Default: 2 s.
+    /// slow-call detection (and the timing of calls it needs). Calls are timed on a clock that
+    /// a small task refreshes every hundredth of this duration (at least every millisecond),
+    /// so the verdict is exact to within that tick; a stall of the caller's own runtime is not
+    /// counted. Default: 2 s.
     pub slow_call_duration: Option<Duration>,
     /// Trip when slow calls / calls ≥ this, in (0, 1]. Default: 1.0 (every call slow).
     pub slow_call_rate_threshold: f64,

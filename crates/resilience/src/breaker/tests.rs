@@ -466,6 +466,57 @@ async fn a_call_abandoned_after_the_slow_threshold_counts_as_slow() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_breaker_that_trips_late_in_its_life_still_waits() {
+    // Count window, no slow-call timing: nothing is timed, but the trip must still be placed
+    // in time, or the wait would be counted from the breaker's creation.
+    let layer = BreakerLayer::try_new(count_window(2, 2, 0.5), GrpcClassifier::new())
+        .expect("valid config");
+    let failing = service_fn(|()| async { Err::<(), _>(tonic::Status::unavailable("down")) });
+    let service = layer.layer(failing);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    for _ in 0..2 {
+        service.clone().oneshot(()).await.expect_err("fails");
+    }
+    assert_eq!(layer.handle().state(), State::Open);
+    tokio::time::advance(Duration::from_secs(9)).await;
+    let error = service.clone().oneshot(()).await.expect_err("rejected");
+    assert!(
+        is_caused_by::<BreakerOpen>(&*error),
+        "open for the 10 s wait: {error}"
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let error = service.oneshot(()).await.expect_err("the trial fails");
+    assert!(
+        !is_caused_by::<BreakerOpen>(&*error),
+        "a trial after the wait"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_after_a_time_jump_is_timed_from_its_own_start() {
+    // A trial call made right after time jumps (as after a stall of the runtime) must not be
+    // counted slow for the time that passed before it started.
+    let config = count_window(2, 2, 0.5)
+        .with_slow_call_duration(Some(100 * MS))
+        .with_wait_duration(Duration::from_secs(10))
+        .with_half_open_calls(1);
+    let layer = BreakerLayer::try_new(config, GrpcClassifier::new()).expect("valid config");
+    let script = Arc::new(Mutex::new(vec![
+        (10 * MS, Err(tonic::Status::unavailable("down"))),
+        (10 * MS, Err(tonic::Status::unavailable("down"))),
+        (10 * MS, Ok(())),
+    ]));
+    let service = layer.layer(scripted(script, Arc::new(AtomicUsize::new(0))));
+    for _ in 0..2 {
+        service.clone().oneshot(()).await.expect_err("fails");
+    }
+    assert_eq!(layer.handle().state(), State::Open);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    service.oneshot(()).await.expect("the trial succeeds");
+    assert_eq!(layer.handle().state(), State::Closed, "10 ms is not slow");
+}
+
+#[tokio::test(start_paused = true)]
 async fn ignored_results_are_not_counted() {
     let ignore_all = |_: &Result<(), tonic::Status>| Verdict::Ignore;
     let layer = BreakerLayer::try_new(count_window(2, 2, 0.5), ignore_all).expect("valid config");

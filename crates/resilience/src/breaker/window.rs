@@ -1,10 +1,7 @@
 //! The sliding windows that hold recent outcomes: a ring of the last `n` outcomes, or ten
 //! time buckets. Both keep running totals, so recording and reading are O(1) (O(buckets) to
-//! expire old time buckets).
-
-use std::time::Duration;
-
-use tokio::time::Instant;
+//! expire old time buckets). Time is in nanoseconds since the breaker's origin; a count
+//! window never reads it.
 
 use super::{Outcome, SlidingWindow};
 
@@ -58,7 +55,7 @@ pub(super) enum Window {
 }
 
 impl Window {
-    pub(super) fn new(kind: SlidingWindow, origin: Instant) -> Self {
+    pub(super) fn new(kind: SlidingWindow) -> Self {
         match kind {
             SlidingWindow::Count(size) => Self::Count(CountWindow {
                 ring: vec![Outcome::Success; size as usize].into_boxed_slice(),
@@ -67,21 +64,20 @@ impl Window {
             }),
             SlidingWindow::Time(span) => Self::Time(TimeWindow {
                 buckets: vec![Bucket::default(); BUCKETS].into_boxed_slice(),
-                width: span / BUCKETS as u32,
-                origin,
+                width: (span / BUCKETS as u32).as_nanos() as u64,
                 stats: WindowStats::default(),
             }),
         }
     }
 
-    pub(super) fn record(&mut self, outcome: Outcome, now: Instant) -> WindowStats {
+    pub(super) fn record(&mut self, outcome: Outcome, now: u64) -> WindowStats {
         match self {
             Self::Count(window) => window.record(outcome),
             Self::Time(window) => window.record(outcome, now),
         }
     }
 
-    pub(super) fn stats(&self, now: Instant) -> WindowStats {
+    pub(super) fn stats(&self, now: u64) -> WindowStats {
         match self {
             Self::Count(window) => window.stats,
             Self::Time(window) => window.stats_at(now),
@@ -133,7 +129,7 @@ const BUCKETS: usize = 10;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
-    /// Which bucket-width period since `origin` this bucket holds.
+    /// Which bucket-width period since the origin this bucket holds.
     period: u64,
     stats: WindowStats,
 }
@@ -141,16 +137,15 @@ struct Bucket {
 #[derive(Debug)]
 pub(super) struct TimeWindow {
     buckets: Box<[Bucket]>,
-    width: Duration,
-    origin: Instant,
+    /// A bucket's span, in nanoseconds.
+    width: u64,
     /// Totals of the live buckets, as of the last `record`.
     stats: WindowStats,
 }
 
 impl TimeWindow {
-    fn period(&self, now: Instant) -> u64 {
-        let elapsed = now.saturating_duration_since(self.origin).as_nanos();
-        (elapsed / self.width.as_nanos()) as u64
+    fn period(&self, now: u64) -> u64 {
+        now / self.width
     }
 
     /// Whether a bucket of `period` still counts at `current`.
@@ -158,7 +153,7 @@ impl TimeWindow {
         period + BUCKETS as u64 > current
     }
 
-    fn record(&mut self, outcome: Outcome, now: Instant) -> WindowStats {
+    fn record(&mut self, outcome: Outcome, now: u64) -> WindowStats {
         let current = self.period(now);
         for bucket in self.buckets.iter_mut() {
             if bucket.stats.calls > 0 && !Self::is_live(bucket.period, current) {
@@ -181,7 +176,7 @@ impl TimeWindow {
         self.stats
     }
 
-    fn stats_at(&self, now: Instant) -> WindowStats {
+    fn stats_at(&self, now: u64) -> WindowStats {
         let current = self.period(now);
         let mut stats = WindowStats::default();
         for bucket in self
@@ -199,12 +194,18 @@ impl TimeWindow {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn ms(ms: u64) -> u64 {
+        Duration::from_millis(ms).as_nanos() as u64
+    }
 
     #[test]
     fn count_window_forgets_the_oldest_call() {
-        let now = Instant::now();
-        let mut window = Window::new(SlidingWindow::Count(3), now);
+        let now = 0;
+        let mut window = Window::new(SlidingWindow::Count(3));
         window.record(Outcome::Failure, now);
         window.record(Outcome::Slow, now);
         window.record(Outcome::Success, now);
@@ -221,12 +222,12 @@ mod tests {
 
     #[test]
     fn time_window_forgets_calls_older_than_its_span() {
-        let origin = Instant::now();
-        let mut window = Window::new(SlidingWindow::Time(Duration::from_secs(10)), origin);
+        let origin = 0;
+        let mut window = Window::new(SlidingWindow::Time(Duration::from_secs(10)));
         window.record(Outcome::Failure, origin);
-        let later = origin + Duration::from_millis(9_999);
+        let later = origin + ms(9_999);
         assert_eq!(window.record(Outcome::Success, later).calls, 2);
-        let expired = origin + Duration::from_secs(10);
+        let expired = origin + ms(10_000);
         assert_eq!(
             window.stats(expired),
             WindowStats {
@@ -236,6 +237,6 @@ mod tests {
             }
         );
         assert_eq!(window.record(Outcome::Slow, expired).failures, 0);
-        assert_eq!(window.stats(origin + Duration::from_secs(30)).calls, 0);
+        assert_eq!(window.stats(origin + ms(30_000)).calls, 0);
     }
 }
