@@ -13,17 +13,32 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::{CODE_UNKNOWN, Call, ObservedBody, Side, status_code};
 
+/// The health service, whose calls are measured but (by default) not traced.
+const HEALTH: &str = "grpc.health.v1.Health";
+
 /// Traces and measures every call a tonic server answers. See the [module docs](super).
+///
+/// `grpc.health.v1.Health` calls are measured but not traced unless
+/// [`trace_health_checks`](Self::trace_health_checks) says so: orchestrator probes every few
+/// seconds per pod would otherwise fill the trace store with spans nobody reads.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcServerLayer {
-    _private: (),
+    trace_health: bool,
 }
 
 impl GrpcServerLayer {
-    /// The layer; it has no settings.
+    /// The layer, not tracing health checks.
     pub fn new() -> Self {
         super::describe();
-        Self { _private: () }
+        Self {
+            trace_health: false,
+        }
+    }
+
+    /// Whether health checks get spans too.
+    pub fn trace_health_checks(mut self, trace: bool) -> Self {
+        self.trace_health = trace;
+        self
     }
 }
 
@@ -31,7 +46,10 @@ impl<S> Layer<S> for GrpcServerLayer {
     type Service = GrpcServer<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcServer { inner }
+        GrpcServer {
+            inner,
+            trace_health: self.trace_health,
+        }
     }
 }
 
@@ -39,14 +57,18 @@ impl<S> Layer<S> for GrpcServerLayer {
 #[derive(Debug, Clone)]
 pub struct GrpcServer<S> {
     inner: S,
+    trace_health: bool,
 }
 
 // === impl GrpcServer ===
 
 impl<S> GrpcServer<S> {
-    /// Wraps `inner`.
+    /// Wraps `inner` (health checks not traced).
     pub fn new(inner: S) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            trace_health: false,
+        }
     }
 
     /// The wrapped service.
@@ -80,16 +102,20 @@ where
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let path = request.uri().path();
         let (service, method) = super::parse_path(path).unwrap_or((super::OTHER, super::OTHER));
-        let span = tracing::info_span!(
-            "grpc.server",
-            otel.name = %format_args!("{service}/{method}"),
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-            rpc.grpc.status_code = tracing::field::Empty,
-        );
+        let span = if service == HEALTH && !self.trace_health {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
+                "grpc.server",
+                otel.name = %format_args!("{service}/{method}"),
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                rpc.system = "grpc",
+                rpc.service = %service,
+                rpc.method = %method,
+                rpc.grpc.status_code = tracing::field::Empty,
+            )
+        };
         // A malformed traceparent is ignored: the call starts a new trace.
         let _ = span.set_parent(crate::propagation::extract(request.headers()));
         let call = Call::new(Side::Server, path, span.clone());

@@ -25,7 +25,7 @@ async fn client_and_server_spans_form_one_trace_and_are_measured() {
     let (_reporter, health) = tonic_health::server::health_reporter();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .layer(GrpcServerLayer::new())
+            .layer(GrpcServerLayer::new().trace_health_checks(true))
             .add_service(health)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
@@ -127,5 +127,63 @@ async fn client_and_server_spans_form_one_trace_and_are_measured() {
     assert_eq!(
         sample(&metrics, "build_info", &[("version", "1.2.3")]),
         Some(1.0)
+    );
+}
+
+/// Health checks are measured, but get no span unless asked: probes would flood the traces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_are_measured_but_not_traced_by_default() {
+    let receiver = OtlpReceiver::start().await.expect("receiver");
+    let guard = super::init(receiver.endpoint());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(GrpcServerLayer::new())
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = HealthClient::new(channel);
+    client
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health answers");
+    async {}.instrument(tracing::info_span!("marker")).await;
+
+    // The marker span is exported after the health call: if the health call had a span, it
+    // would have been exported by then too.
+    receiver
+        .wait_for(Duration::from_secs(10), |span| span.name == "marker")
+        .await
+        .expect("the marker span");
+    assert!(
+        receiver
+            .spans()
+            .iter()
+            .all(|span| !span.name.starts_with(HEALTH)),
+        "no health span: {:?}",
+        receiver.spans()
+    );
+    let metrics = stormproof_telemetry::metrics::render(&guard.prometheus());
+    assert_eq!(
+        sample(
+            &metrics,
+            "rpc_server_call_duration_seconds_count",
+            &[
+                ("rpc_service", HEALTH),
+                ("rpc_method", "Check"),
+                ("rpc_grpc_status_code", "0")
+            ]
+        ),
+        Some(1.0),
+        "but measured"
     );
 }
