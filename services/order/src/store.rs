@@ -14,7 +14,7 @@
 //! lease (`lease_owner`, `lease_until_ms`), so that a crashed reconciler's claims expire and
 //! two never work on one order at once.
 
-use std::{path::Path, time::Duration};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use sqlx::{
     AnyPool, Executor as _, Row as _,
@@ -251,7 +251,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(row) => Ok(Some(self.with_lines(&row).await?)),
+            Some(row) => Ok(self.with_lines(&[row]).await?.pop()),
             None => Ok(None),
         }
     }
@@ -275,11 +275,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut orders = Vec::with_capacity(rows.len());
-        for row in &rows {
-            orders.push(self.with_lines(row).await?);
-        }
-        Ok(orders)
+        self.with_lines(&rows).await
     }
 
     /// Claims up to `limit` unsettled orders that are due, for `lease`: PAYMENT_PENDING ones
@@ -319,10 +315,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut orders = Vec::with_capacity(rows.len());
-        for row in &rows {
-            orders.push(self.with_lines(row).await?);
-        }
+        let mut orders = self.with_lines(&rows).await?;
         orders.sort_by_key(|order| order.created_at_ms);
         Ok(orders)
     }
@@ -383,39 +376,56 @@ impl Store {
         self.pool.close().await;
     }
 
-    async fn with_lines(&self, row: &AnyRow) -> Result<Order, StoreError> {
-        let order_id: String = row.try_get("order_id")?;
-        let status: String = row.try_get("status")?;
-        let status = OrderStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("{order_id}: status `{status}`")))?;
-        let lines = sqlx::query(
-            "SELECT sku, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY line_no",
-        )
-        .bind(&order_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|line| {
+    /// The orders of `rows`, in order, each with its lines: one query for all the lines.
+    async fn with_lines(&self, rows: &[AnyRow]) -> Result<Vec<Order>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>("order_id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines \
+             WHERE order_id IN ({}) ORDER BY order_id, line_no",
+            placeholders.join(", ")
+        )));
+        for id in &ids {
+            query = query.bind(id);
+        }
+        let mut lines: HashMap<String, Vec<Line>> = HashMap::with_capacity(ids.len());
+        for line in query.fetch_all(&self.pool).await? {
             let quantity: i64 = line.try_get("quantity")?;
-            Ok(Line {
-                sku: line.try_get("sku")?,
-                quantity: u32::try_from(quantity).unwrap_or_default(),
-                unit_price_minor: line.try_get("unit_price_minor")?,
+            lines
+                .entry(line.try_get("order_id")?)
+                .or_default()
+                .push(Line {
+                    sku: line.try_get("sku")?,
+                    quantity: u32::try_from(quantity).unwrap_or_default(),
+                    unit_price_minor: line.try_get("unit_price_minor")?,
+                });
+        }
+        rows.iter()
+            .zip(ids)
+            .map(|(row, order_id)| {
+                let status: String = row.try_get("status")?;
+                let status = OrderStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("{order_id}: status `{status}`")))?;
+                Ok(Order {
+                    customer_id: row.try_get("customer_id")?,
+                    lines: lines.remove(&order_id).unwrap_or_default(),
+                    total: Money {
+                        amount_minor: row.try_get("total_minor")?,
+                        currency_code: row.try_get("currency_code")?,
+                    },
+                    status,
+                    created_at_ms: row.try_get("created_at_ms")?,
+                    updated_at_ms: row.try_get("updated_at_ms")?,
+                    order_id,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(Order {
-            customer_id: row.try_get("customer_id")?,
-            lines,
-            total: Money {
-                amount_minor: row.try_get("total_minor")?,
-                currency_code: row.try_get("currency_code")?,
-            },
-            status,
-            created_at_ms: row.try_get("created_at_ms")?,
-            updated_at_ms: row.try_get("updated_at_ms")?,
-            order_id,
-        })
+            .collect()
     }
 }
 
