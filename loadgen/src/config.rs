@@ -1,0 +1,136 @@
+//! The command line: one [`Config`], every flag with an environment variable.
+//!
+//! Targets default to the local stack on 127.0.0.1 (order's API on 8080, order's ops port on
+//! 9464, payment's on 9465); any host the user names is used as given.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+use secrecy::SecretString;
+
+use crate::profiles::ProfileName;
+
+/// Drives order's HTTP API through a load profile, applies a chaos timeline through the admin
+/// APIs, and answers one question: did every SLO hold? Exit code 0 if so, 1 if not, 64 for a
+/// bad command line, chaos file or SLO file (nothing is sent then).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    after_help = "Examples:\n  \
+        loadgen --profile smoke\n  \
+        loadgen --profile peak-sale --chaos outage --scale 0.5\n  \
+        loadgen --profile stress --slo slo.toml --reports-dir reports\n  \
+        ADMIN_TOKEN=secret loadgen --profile peak-sale --chaos my-timeline.toml\n\n\
+        Chaos timeline and SLO file formats: see loadgen/README.md."
+)]
+pub struct Config {
+    /// Load profile: smoke (a few seconds), peak-sale (warm-up, 10x spike, plateau,
+    /// cool-down), soak (a long steady load), stress (steps up until an SLO breaks; reports
+    /// the knee).
+    #[arg(long, env = "LOADGEN_PROFILE", default_value = "smoke")]
+    pub profile: ProfileName,
+
+    /// Multiplies the number of simulated users of the profile (0.1 for a laptop, 10 for a
+    /// cluster).
+    #[arg(long, env = "LOADGEN_SCALE", default_value_t = 1.0)]
+    pub scale: f64,
+
+    /// Multiplies every duration of the profile and of the chaos timeline (0.1 to rehearse
+    /// a peak sale in a tenth of the time).
+    #[arg(long, env = "LOADGEN_TIME_SCALE", default_value_t = 1.0)]
+    pub time_scale: f64,
+
+    /// Chaos timeline: none, a built-in (seed: 200 ms + 25 % failures; outage: payment down
+    /// 60 s at the peak; brownout: 2 s latency), or the path of a TOML timeline file.
+    #[arg(long, env = "LOADGEN_CHAOS", default_value = "none")]
+    pub chaos: String,
+
+    /// SLO file (TOML); targets it does not name keep their defaults.
+    #[arg(long, env = "LOADGEN_SLO")]
+    pub slo: Option<PathBuf>,
+
+    /// Order's HTTP API.
+    #[arg(
+        long,
+        env = "LOADGEN_TARGET_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub target_url: String,
+
+    /// Order's ops port (/metrics for the backlog, /admin/breaker for chaos steps).
+    #[arg(
+        long,
+        env = "LOADGEN_ORDER_OPS_URL",
+        default_value = "http://127.0.0.1:9464"
+    )]
+    pub order_ops_url: String,
+
+    /// Payment's ops port (/admin/faults for chaos steps).
+    #[arg(
+        long,
+        env = "LOADGEN_PAYMENT_OPS_URL",
+        default_value = "http://127.0.0.1:9465"
+    )]
+    pub payment_ops_url: String,
+
+    /// Bearer token of both admin APIs; needed only with a chaos timeline.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+
+    /// Where loadgen serves its own /metrics.
+    #[arg(long, env = "LOADGEN_METRICS_ADDR", default_value = "127.0.0.1:9466")]
+    pub metrics_addr: SocketAddr,
+
+    /// Reports go to <DIR>/<timestamp>/ (summary.json and goose's report.html).
+    #[arg(long, env = "LOADGEN_REPORTS_DIR", default_value = "reports")]
+    pub reports_dir: PathBuf,
+
+    /// Seconds between goose's running statistics (0: none).
+    #[arg(long, env = "LOADGEN_RUNNING_METRICS", default_value_t = 15)]
+    pub running_metrics: usize,
+
+    /// Timeout of each request.
+    #[arg(long, env = "LOADGEN_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Quieter goose output (no running or final goose tables).
+    #[arg(long, env = "LOADGEN_QUIET")]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub telemetry: telemetry::TelemetryArgs,
+}
+
+impl Config {
+    /// The configuration for `args` (the program name first), as tests build it.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Self::try_parse_from(args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_target_the_local_stack() {
+        let config = Config::from_args(["loadgen"]).expect("defaults parse");
+        assert_eq!(config.target_url, "http://127.0.0.1:8080");
+        assert_eq!(config.order_ops_url, "http://127.0.0.1:9464");
+        assert_eq!(config.payment_ops_url, "http://127.0.0.1:9465");
+        assert_eq!(config.metrics_addr.port(), 9466);
+        assert_eq!(config.profile, ProfileName::Smoke);
+    }
+
+    #[test]
+    fn help_reads() {
+        use clap::CommandFactory as _;
+        Config::command().debug_assert();
+    }
+}

@@ -1,0 +1,185 @@
+//! Load profiles by name: how many users goose runs, and when.
+//!
+//! A profile is a goose test plan (steps of "reach N users over T"), scaled: `--scale`
+//! multiplies users, `--time-scale` multiplies durations. The peak (where built-in chaos
+//! timelines strike) is part of the profile, so a timeline lands on the spike whatever the
+//! scale. `stress` is not one plan but a ladder of steady steps, run one after another until
+//! an SLO breaks.
+
+use std::time::Duration;
+
+/// The profiles a user can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileName {
+    /// A few seconds of light load: does everything answer?
+    Smoke,
+    /// Warm-up, a spike to 10x in 30 s, a plateau, a cool-down.
+    PeakSale,
+    /// A long steady load.
+    Soak,
+    /// Steps up until an SLO breaks; reports the knee.
+    Stress,
+}
+
+/// One step of a test plan: reach `users` over `over` (or hold them, if unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Users at the end of the step.
+    pub users: usize,
+    /// How long the step takes.
+    pub over: Duration,
+}
+
+/// A scaled load shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Which profile this is.
+    pub name: ProfileName,
+    /// The plan of one goose run (for `stress`, the first rung of the ladder).
+    pub plan: Vec<Step>,
+    /// When the peak starts and ends, from the start of the run.
+    pub peak: (Duration, Duration),
+    /// Think time between a user's transactions: (min, max).
+    pub think: (Duration, Duration),
+    /// For `stress`: the user counts of the ladder's rungs, each held for `rung`.
+    pub ladder: Vec<usize>,
+    /// For `stress`: how long each rung is held.
+    pub rung: Duration,
+}
+
+impl Profile {
+    /// The profile `name`, with users times `scale` (at least one) and durations times
+    /// `time_scale`.
+    pub fn new(name: ProfileName, scale: f64, time_scale: f64) -> Self {
+        let users = |n: f64| ((n * scale).round() as usize).max(1);
+        // goose's test plan counts whole seconds; a step that takes time takes at least one.
+        let secs = |s: f64| {
+            Duration::from_secs(if s == 0.0 {
+                0
+            } else {
+                ((s * time_scale).round() as u64).max(1)
+            })
+        };
+        let step = |users, over| Step { users, over };
+        match name {
+            ProfileName::Smoke => {
+                let n = users(4.0);
+                let plan = vec![step(n, secs(1.0)), step(n, secs(2.0)), step(0, secs(0.0))];
+                Profile {
+                    name,
+                    peak: (secs(1.0), secs(3.0)),
+                    plan,
+                    think: (Duration::from_millis(50), Duration::from_millis(200)),
+                    ladder: Vec::new(),
+                    rung: Duration::ZERO,
+                }
+            }
+            ProfileName::PeakSale => {
+                let (base, peak) = (users(5.0), users(50.0));
+                let plan = vec![
+                    step(base, secs(30.0)),  // warm-up
+                    step(base, secs(60.0)),  // normal trading
+                    step(peak, secs(30.0)),  // the spike: 10x in 30 s
+                    step(peak, secs(120.0)), // the plateau
+                    step(0, secs(30.0)),     // cool-down
+                ];
+                Profile {
+                    name,
+                    peak: (secs(120.0), secs(240.0)),
+                    plan,
+                    think: (Duration::from_millis(500), Duration::from_secs(2)),
+                    ladder: Vec::new(),
+                    rung: Duration::ZERO,
+                }
+            }
+            ProfileName::Soak => {
+                let n = users(10.0);
+                let plan = vec![
+                    step(n, secs(60.0)),
+                    step(n, secs(1800.0)),
+                    step(0, secs(30.0)),
+                ];
+                Profile {
+                    name,
+                    peak: (secs(60.0), secs(1860.0)),
+                    plan,
+                    think: (Duration::from_millis(500), Duration::from_secs(2)),
+                    ladder: Vec::new(),
+                    rung: Duration::ZERO,
+                }
+            }
+            ProfileName::Stress => {
+                let ladder: Vec<usize> = [5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0]
+                    .into_iter()
+                    .map(users)
+                    .collect();
+                let rung = secs(30.0);
+                Profile {
+                    name,
+                    plan: rung_plan(ladder[0], rung),
+                    peak: (Duration::ZERO, rung),
+                    think: (Duration::from_millis(100), Duration::from_millis(500)),
+                    ladder,
+                    rung,
+                }
+            }
+        }
+    }
+
+    /// How long one goose run of [`plan`](Self::plan) takes.
+    pub fn duration(&self) -> Duration {
+        self.plan.iter().map(|step| step.over).sum()
+    }
+}
+
+/// A steady rung of the stress ladder: `users` started over a second, held for `hold`.
+pub fn rung_plan(users: usize, hold: Duration) -> Vec<Step> {
+    vec![
+        Step {
+            users,
+            over: Duration::from_secs(1),
+        },
+        Step { users, over: hold },
+        Step {
+            users: 0,
+            over: Duration::ZERO,
+        },
+    ]
+}
+
+/// The plan as goose's `--test-plan` text, in whole seconds: "10,30s;10,60s;0,0s".
+pub fn test_plan(plan: &[Step]) -> String {
+    plan.iter()
+        .map(|step| format!("{},{}s", step.users, step.over.as_secs()))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_sale_spikes_to_ten_times_in_thirty_seconds() {
+        let profile = Profile::new(ProfileName::PeakSale, 1.0, 1.0);
+        assert_eq!(profile.plan[1].users * 10, profile.plan[2].users);
+        assert_eq!(profile.plan[2].over, Duration::from_secs(30));
+        assert_eq!(profile.plan.last().map(|step| step.users), Some(0));
+    }
+
+    #[test]
+    fn scale_multiplies_users_and_time_scale_durations() {
+        let profile = Profile::new(ProfileName::PeakSale, 0.2, 0.1);
+        assert_eq!(profile.plan[0].users, 1);
+        assert_eq!(profile.plan[2].users, 10);
+        assert_eq!(profile.duration(), Duration::from_secs(27));
+    }
+
+    #[test]
+    fn smoke_lasts_a_few_seconds() {
+        let profile = Profile::new(ProfileName::Smoke, 1.0, 1.0);
+        assert!(profile.duration() <= Duration::from_secs(5));
+        assert_eq!(test_plan(&profile.plan), "4,1s;4,2s;0,0s");
+    }
+}

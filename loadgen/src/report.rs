@@ -1,0 +1,108 @@
+//! What a run leaves behind: `reports/<timestamp>/summary.json` (request counts, latency,
+//! chaos steps fired, the verdict) next to goose's own `report.html`.
+
+use std::{collections::BTreeMap, path::Path};
+
+use goose::metrics::GooseMetrics;
+use serde::Serialize;
+
+use crate::{chaos::Fired, scenarios, slo::Verdict};
+
+/// Counts and latency of one request name.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct RequestSummary {
+    /// Requests sent.
+    pub total: u64,
+    /// By HTTP status ("error" when no response came back).
+    pub status: BTreeMap<String, u64>,
+    /// Median, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: f64,
+}
+
+/// The JSON summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The profile run.
+    pub profile: crate::profiles::ProfileName,
+    /// `--scale`.
+    pub scale: f64,
+    /// `--time-scale`.
+    pub time_scale: f64,
+    /// When the load started (RFC 3339).
+    pub started_at: String,
+    /// How long the load ran, seconds.
+    pub duration_s: f64,
+    /// Requests per second over the whole load.
+    pub requests_per_second: f64,
+    /// By request name: GetProducts, PlaceOrder, GetOrder.
+    pub requests: BTreeMap<String, RequestSummary>,
+    /// The chaos steps as they fired.
+    pub chaos: Vec<Fired>,
+    /// For `stress`: the highest request rate at which every SLO held.
+    pub knee_rps: Option<f64>,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// Adds goose's per-request counts from `metrics` into `into`.
+pub fn requests(metrics: &GooseMetrics, into: &mut BTreeMap<String, RequestSummary>) {
+    for (key, aggregate) in &metrics.requests {
+        // goose keys requests "METHOD name".
+        let name = key.split_once(' ').map_or(key.as_str(), |(_, name)| name);
+        let entry = into.entry(name.to_owned()).or_default();
+        for (status, count) in &aggregate.status_code_counts {
+            let label = if *status == 0 {
+                "error".to_owned()
+            } else {
+                status.to_string()
+            };
+            *entry.status.entry(label).or_default() += *count as u64;
+            entry.total += *count as u64;
+        }
+        let data = &aggregate.raw_data;
+        entry.p50_ms = entry.p50_ms.max(data.percentile_us(0.5) as f64 / 1000.0);
+        entry.p99_ms = entry.p99_ms.max(data.percentile_us(0.99) as f64 / 1000.0);
+    }
+}
+
+/// How many requests of `name` were answered `status`.
+pub fn count(requests: &BTreeMap<String, RequestSummary>, name: &str, status: &str) -> u64 {
+    requests
+        .get(name)
+        .and_then(|summary| summary.status.get(status))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// 5xx answers over every request.
+pub fn server_errors(requests: &BTreeMap<String, RequestSummary>) -> u64 {
+    requests
+        .values()
+        .flat_map(|summary| &summary.status)
+        .filter(|(status, _)| status.starts_with('5'))
+        .map(|(_, count)| count)
+        .sum()
+}
+
+/// PlaceOrder's totals, for the SLOs.
+pub fn place_order(requests: &BTreeMap<String, RequestSummary>) -> RequestSummary {
+    requests
+        .get(scenarios::PLACE_ORDER)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Writes `summary.json` into `dir`.
+pub fn write(dir: &Path, summary: &Summary) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("summary.json"), json)
+}
+
+/// A directory name for now: `2026-11-24T01-50-00Z`.
+pub fn timestamp(now: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace(':', "-")
+}

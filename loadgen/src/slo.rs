@@ -1,0 +1,317 @@
+//! Service level objectives: the file, the defaults, the evaluation and the verdict table.
+//!
+//! The SLO file is TOML; every key is optional and falls back to its default:
+//!
+//! ```toml
+//! answered_share_min = 0.999     # share of PlaceOrder answered 201 or 202
+//! place_order_p99_ms_max = 300   # p99 of PlaceOrder, milliseconds
+//! server_errors_max = 0          # 5xx answers (any request)
+//! backlog_drain_s_max = 60       # order_payment_backlog back to 0 after the last heal
+//! pending_share_max = 0.0        # optional: share of PlaceOrder answered 202 PAYMENT_PENDING
+//! ```
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The targets.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Slo {
+    /// Minimum share of PlaceOrder answered 201 CONFIRMED or 202 PAYMENT_PENDING.
+    pub answered_share_min: f64,
+    /// Maximum p99 latency of PlaceOrder, in milliseconds.
+    pub place_order_p99_ms_max: f64,
+    /// Maximum number of 5xx answers over every request.
+    pub server_errors_max: u64,
+    /// Maximum seconds from the last heal until order's backlog is 0.
+    pub backlog_drain_s_max: f64,
+    /// Maximum share of PlaceOrder answered 202 PAYMENT_PENDING (no limit by default).
+    pub pending_share_max: Option<f64>,
+}
+
+impl Default for Slo {
+    fn default() -> Self {
+        Self {
+            answered_share_min: 0.999,
+            place_order_p99_ms_max: 300.0,
+            server_errors_max: 0,
+            backlog_drain_s_max: 60.0,
+            pending_share_max: None,
+        }
+    }
+}
+
+/// Why an SLO file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("SLO file {path}: {detail}")]
+pub struct SloError {
+    path: String,
+    detail: String,
+}
+
+impl Slo {
+    /// The defaults overlaid with `path`, if given.
+    pub fn load(path: Option<&Path>) -> Result<Self, SloError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let error = |detail: String| SloError {
+            path: path.display().to_string(),
+            detail,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let slo: Slo = toml::from_str(&text).map_err(|e| error(e.to_string()))?;
+        for (field, share) in [
+            ("answered_share_min", Some(slo.answered_share_min)),
+            ("pending_share_max", slo.pending_share_max),
+        ] {
+            if share.is_some_and(|share| !(0.0..=1.0).contains(&share)) {
+                return Err(error(format!("field \"{field}\": must be from 0 to 1")));
+            }
+        }
+        Ok(slo)
+    }
+}
+
+/// What was measured over the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Measured {
+    /// PlaceOrder requests sent.
+    pub orders: u64,
+    /// PlaceOrder answered 201.
+    pub confirmed: u64,
+    /// PlaceOrder answered 202.
+    pub pending: u64,
+    /// 5xx answers over every request.
+    pub server_errors: u64,
+    /// p99 of PlaceOrder, milliseconds.
+    pub place_order_p99_ms: f64,
+    /// Seconds from the last heal (or the end of load) until the backlog read 0; `None` if it
+    /// never did within the limit (or could not be read).
+    pub backlog_drain_s: Option<f64>,
+    /// Chaos steps that failed to apply.
+    pub chaos_failures: usize,
+    /// Chaos steps in the timeline.
+    pub chaos_steps: usize,
+}
+
+/// One row of the verdict table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The SLO's name.
+    pub slo: String,
+    /// The target, as text.
+    pub target: String,
+    /// What was measured, as text.
+    pub measured: String,
+    /// Whether it held.
+    pub pass: bool,
+}
+
+/// Every SLO's row, and whether all held.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The rows, in table order.
+    pub rows: Vec<Row>,
+    /// True only if every row passed.
+    pub pass: bool,
+}
+
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// Judges `measured` against `slo`.
+pub fn evaluate(slo: &Slo, measured: &Measured) -> Verdict {
+    let mut rows = Vec::new();
+    let answered = share(measured.confirmed + measured.pending, measured.orders);
+    rows.push(Row {
+        slo: "orders answered 201/202".into(),
+        target: format!(">= {:.1} %", slo.answered_share_min * 100.0),
+        measured: format!("{:.2} % of {}", answered * 100.0, measured.orders),
+        pass: measured.orders > 0 && answered >= slo.answered_share_min,
+    });
+    rows.push(Row {
+        slo: "PlaceOrder p99".into(),
+        target: format!("<= {} ms", slo.place_order_p99_ms_max),
+        measured: format!("{:.0} ms", measured.place_order_p99_ms),
+        pass: measured.place_order_p99_ms <= slo.place_order_p99_ms_max,
+    });
+    rows.push(Row {
+        slo: "5xx answers".into(),
+        target: format!("<= {}", slo.server_errors_max),
+        measured: measured.server_errors.to_string(),
+        pass: measured.server_errors <= slo.server_errors_max,
+    });
+    if let Some(max) = slo.pending_share_max {
+        let pending = share(measured.pending, measured.orders);
+        rows.push(Row {
+            slo: "PAYMENT_PENDING (202)".into(),
+            target: format!("<= {:.1} %", max * 100.0),
+            measured: format!("{:.2} % ({})", pending * 100.0, measured.pending),
+            pass: pending <= max,
+        });
+    }
+    rows.push(Row {
+        slo: "backlog drained after heal".into(),
+        target: format!("<= {} s", slo.backlog_drain_s_max),
+        measured: measured
+            .backlog_drain_s
+            .map_or_else(|| "not drained".to_owned(), |s| format!("{s:.1} s")),
+        pass: measured
+            .backlog_drain_s
+            .is_some_and(|s| s <= slo.backlog_drain_s_max),
+    });
+    if measured.chaos_steps > 0 {
+        rows.push(Row {
+            slo: "chaos steps applied".into(),
+            target: format!("{} of {}", measured.chaos_steps, measured.chaos_steps),
+            measured: format!(
+                "{} of {}",
+                measured.chaos_steps - measured.chaos_failures,
+                measured.chaos_steps
+            ),
+            pass: measured.chaos_failures == 0,
+        });
+    }
+    let pass = rows.iter().all(|row| row.pass);
+    Verdict { rows, pass }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers = ["SLO", "target", "measured", "result"];
+        let cells: Vec<[String; 4]> = self
+            .rows
+            .iter()
+            .map(|row| {
+                [
+                    row.slo.clone(),
+                    row.target.clone(),
+                    row.measured.clone(),
+                    if row.pass { "PASS" } else { "FAIL" }.to_owned(),
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(str::len);
+        for row in &cells {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |f: &mut std::fmt::Formatter<'_>, row: [&str; 4]| {
+            writeln!(
+                f,
+                "| {:<w0$} | {:<w1$} | {:<w2$} | {:<w3$} |",
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3]
+            )
+        };
+        line(f, headers)?;
+        writeln!(
+            f,
+            "|{}|",
+            widths
+                .iter()
+                .map(|width| "-".repeat(width + 2))
+                .collect::<Vec<_>>()
+                .join("|")
+        )?;
+        for row in &cells {
+            line(f, [&row[0], &row[1], &row[2], &row[3]])?;
+        }
+        write!(
+            f,
+            "verdict: {}",
+            if self.pass {
+                "PASS (every SLO held)"
+            } else {
+                "FAIL"
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> Measured {
+        Measured {
+            orders: 1000,
+            confirmed: 990,
+            pending: 10,
+            place_order_p99_ms: 120.0,
+            backlog_drain_s: Some(2.0),
+            ..Measured::default()
+        }
+    }
+
+    #[test]
+    fn a_healthy_run_passes_the_defaults() {
+        let verdict = evaluate(&Slo::default(), &healthy());
+        assert!(verdict.pass, "{verdict}");
+    }
+
+    #[test]
+    fn each_breach_fails_its_own_row() {
+        let slo = Slo {
+            pending_share_max: Some(0.0),
+            ..Slo::default()
+        };
+        let verdict = evaluate(&slo, &healthy());
+        assert!(!verdict.pass);
+        let failed: Vec<_> = verdict
+            .rows
+            .iter()
+            .filter(|r| !r.pass)
+            .map(|r| r.slo.as_str())
+            .collect();
+        assert_eq!(failed, ["PAYMENT_PENDING (202)"]);
+        assert!(verdict.to_string().contains("| FAIL"));
+
+        let slow = Measured {
+            place_order_p99_ms: 301.0,
+            server_errors: 1,
+            backlog_drain_s: None,
+            ..healthy()
+        };
+        let failed: Vec<_> = evaluate(&Slo::default(), &slow)
+            .rows
+            .into_iter()
+            .filter(|r| !r.pass)
+            .map(|r| r.slo)
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                "PlaceOrder p99",
+                "5xx answers",
+                "backlog drained after heal"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_file_overrides_only_what_it_names() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("slo.toml");
+        std::fs::write(&path, "pending_share_max = 0.0\n").expect("write");
+        let slo = Slo::load(Some(&path)).expect("valid");
+        assert_eq!(slo.pending_share_max, Some(0.0));
+        assert_eq!(slo.place_order_p99_ms_max, 300.0);
+        std::fs::write(&path, "p99 = 3\n").expect("write");
+        assert!(Slo::load(Some(&path)).is_err());
+    }
+}
