@@ -577,3 +577,19 @@ mod tests {
         assert!(timeline.steps[1].is_heal());
     }
 }
+
+#[cfg(test)]
+mod example {
+    use super::*;
+    use crate::profiles::ProfileName;
+
+    /// The documented example timeline parses and fits the peak-sale profile.
+    #[test]
+    fn the_shipped_example_fits_peak_sale() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/chaos-peak-sale.toml");
+        let profile = Profile::new(ProfileName::PeakSale, 1.0, 1.0);
+        let timeline = Timeline::load(&path, profile.duration()).expect("the example is valid");
+        assert_eq!(timeline.steps.len(), 4);
+        assert_eq!(timeline.last_heal(), Some(Duration::from_secs(185)));
+    }
+}

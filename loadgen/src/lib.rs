@@ -297,6 +297,7 @@ impl Loadgen {
             requests,
             chaos: fired,
             knee_rps,
+            measured,
             verdict: verdict.clone(),
         };
         report::write(&report_dir, &summary).map_err(|source| Error::Io {
@@ -420,6 +421,8 @@ fn measure(requests: &BTreeMap<String, RequestSummary>) -> Measured {
         orders: place.total,
         confirmed: report::count(requests, scenarios::PLACE_ORDER, "201"),
         pending: report::count(requests, scenarios::PLACE_ORDER, "202"),
+        rejected: report::count(requests, scenarios::PLACE_ORDER, "402"),
+        shed: report::count(requests, scenarios::PLACE_ORDER, "503"),
         server_errors: report::server_errors(requests),
         place_order_p99_ms: place.p99_ms,
         ..Measured::default()

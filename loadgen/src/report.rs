@@ -42,6 +42,8 @@ pub struct Summary {
     pub chaos: Vec<Fired>,
     /// For `stress`: the highest request rate at which every SLO held.
     pub knee_rps: Option<f64>,
+    /// What the SLOs were judged on: orders by answer, p99, 5xx, backlog drain.
+    pub measured: crate::slo::Measured,
     /// The verdict.
     pub verdict: Verdict,
 }

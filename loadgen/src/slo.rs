@@ -81,8 +81,12 @@ pub struct Measured {
     pub orders: u64,
     /// PlaceOrder answered 201.
     pub confirmed: u64,
-    /// PlaceOrder answered 202.
+    /// PlaceOrder answered 202 (PAYMENT_PENDING: a correct answer, counted apart).
     pub pending: u64,
+    /// PlaceOrder answered 402 (REJECTED: payment declined).
+    pub rejected: u64,
+    /// PlaceOrder answered 503 (shed by order's concurrency limit).
+    pub shed: u64,
     /// 5xx answers over every request.
     pub server_errors: u64,
     /// p99 of PlaceOrder, milliseconds.
@@ -313,5 +317,18 @@ mod tests {
         assert_eq!(slo.place_order_p99_ms_max, 300.0);
         std::fs::write(&path, "p99 = 3\n").expect("write");
         assert!(Slo::load(Some(&path)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod example {
+    /// The documented example SLO file is the defaults.
+    #[test]
+    fn the_shipped_example_is_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/slo.toml");
+        assert_eq!(
+            super::Slo::load(Some(&path)).expect("valid"),
+            super::Slo::default()
+        );
     }
 }
