@@ -27,7 +27,7 @@ use crate::profiles::ProfileName;
 pub struct Config {
     /// Load profile: smoke (a few seconds), peak-sale (warm-up, 10x spike, plateau,
     /// cool-down), soak (a long steady load), stress (steps up until an SLO breaks; reports
-    /// the knee).
+    /// the knee), catalogue (the benchmark: GET /v1/products only, no think time, 10 s).
     #[arg(long, env = "LOADGEN_PROFILE", default_value = "smoke")]
     pub profile: ProfileName,
 

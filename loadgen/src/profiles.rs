@@ -20,6 +20,21 @@ pub enum ProfileName {
     Soak,
     /// Steps up until an SLO breaks; reports the knee.
     Stress,
+    /// Only `GET /v1/products`, no think time, 10 s: the throughput benchmark against wrk.
+    Catalogue,
+}
+
+impl ProfileName {
+    /// The name as typed on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileName::Smoke => "smoke",
+            ProfileName::PeakSale => "peak-sale",
+            ProfileName::Soak => "soak",
+            ProfileName::Stress => "stress",
+            ProfileName::Catalogue => "catalogue",
+        }
+    }
 }
 
 /// One step of a test plan: reach `users` over `over` (or hold them, if unchanged).
@@ -109,10 +124,22 @@ impl Profile {
                     rung: Duration::ZERO,
                 }
             }
+            ProfileName::Catalogue => {
+                let n = users(32.0);
+                Profile {
+                    name,
+                    plan: vec![step(n, secs(1.0)), step(n, secs(10.0)), step(0, secs(0.0))],
+                    peak: (secs(1.0), secs(11.0)),
+                    think: (Duration::ZERO, Duration::ZERO),
+                    ladder: Vec::new(),
+                    rung: Duration::ZERO,
+                }
+            }
             ProfileName::Stress => {
-                let ladder: Vec<usize> = [5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0]
-                    .into_iter()
-                    .map(users)
+                // Doubling from 5 users, ten rungs (up to 2560 at scale 1): enough to break
+                // a laptop stack; `--scale` moves the whole ladder for a cluster.
+                let ladder: Vec<usize> = (0..10)
+                    .map(|rung| users(5.0 * f64::from(1 << rung)))
                     .collect();
                 let rung = secs(30.0);
                 Profile {

@@ -46,10 +46,12 @@ impl Shared {
     }
 }
 
-/// The scenarios, with think times between `think.0` and `think.1`.
+/// The scenarios, with think times between `think.0` and `think.1`; with `browse_only`, only
+/// `Browse` (the throughput benchmark).
 pub fn scenarios(
     shared: &Arc<Shared>,
     think: (std::time::Duration, std::time::Duration),
+    browse_only: bool,
 ) -> Result<Vec<Scenario>, GooseError> {
     let browse = scenario!("Browse")
         .set_weight(3)?
@@ -59,6 +61,9 @@ pub fn scenarios(
         .register_transaction(Transaction::new(Arc::new(|user| {
             Box::pin(get_products(user))
         })));
+    if browse_only {
+        return Ok(vec![browse]);
+    }
     let buyer = shared.clone();
     let buy = scenario!("Buy")
         .set_weight(1)?
