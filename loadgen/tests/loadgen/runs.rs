@@ -160,14 +160,25 @@ async fn a_malformed_chaos_file_names_the_step_and_sends_nothing() {
 }
 
 /// loadgen's own /metrics counts exactly the requests the JSON summary reports, per request
-/// and status.
+/// and status (under the seed timeline, so 201 and 202 both occur), and marks the chaos steps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_request_counts_match_the_json_summary() {
     let guard = init_telemetry();
     let stack = Stack::spawn(&[]).await;
     let reports = tempfile::tempdir().expect("dir");
-    let config = Config::from_args(stack.args(reports.path(), &["--profile", "smoke", "--quiet"]))
-        .expect("flags");
+    let config = Config::from_args(stack.args(
+        reports.path(),
+        &[
+            "--profile",
+            "smoke",
+            "--quiet",
+            "--chaos",
+            "seed",
+            "--admin-token",
+            crate::helpers::ADMIN_TOKEN,
+        ],
+    ))
+    .expect("flags");
     let loadgen = Loadgen::build(config, guard.prometheus())
         .await
         .expect("builds");
@@ -206,4 +217,10 @@ async fn metrics_request_counts_match_the_json_summary() {
     assert!(compared >= 3);
     assert!(exposition.contains("loadgen_request_duration_seconds_bucket"));
     assert!(exposition.contains("loadgen_users"));
+    assert_eq!(
+        sample(&exposition, "loadgen_chaos_step", &[("step", "seed")]),
+        Some(0.0),
+        "the seed step was marked, and unmarked by the heal"
+    );
+    assert_eq!(summary["chaos"].as_array().map(Vec::len), Some(2));
 }
