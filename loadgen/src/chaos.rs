@@ -438,12 +438,39 @@ impl Admin {
 /// Fires each step of `timeline` at its time from `start`, printing a line per step and
 /// keeping `loadgen_chaos_step{step}` at 1 while the step is in force (until a later step
 /// sets the same target).
-pub async fn run(timeline: Timeline, admin: Admin, start: Instant) -> Vec<Fired> {
+///
+/// Once `load_ended` turns true (goose stopped early, on ctrl-c say) the steps still due are
+/// not waited for: heals fire at once, so payment is not left broken, and the others are
+/// recorded as skipped.
+pub async fn run(
+    timeline: Timeline,
+    admin: Admin,
+    start: Instant,
+    mut load_ended: tokio::sync::watch::Receiver<bool>,
+) -> Vec<Fired> {
     let mut fired = Vec::with_capacity(timeline.steps.len());
     let mut payment_step: Option<String> = None;
     let mut breaker_step: Option<String> = None;
     for (index, step) in timeline.steps.iter().enumerate() {
-        tokio::time::sleep_until(start + step.at).await;
+        let early = tokio::select! {
+            () = tokio::time::sleep_until(start + step.at) => false,
+            ended = load_ended.wait_for(|ended| *ended) => ended.is_ok(),
+        };
+        if early && !step.is_heal() {
+            println!(
+                "chaos: step {} ({:?}) skipped: the load ended before it was due",
+                index + 1,
+                step.name
+            );
+            fired.push(Fired {
+                step: step.name.clone(),
+                planned_s: step.at.as_secs_f64(),
+                fired_s: start.elapsed().as_secs_f64(),
+                ok: false,
+                error: Some("skipped: the load ended before it was due".into()),
+            });
+            continue;
+        }
         let result = admin.apply(step).await;
         let elapsed = start.elapsed().as_secs_f64();
         for (sets, current) in [
@@ -591,5 +618,119 @@ mod example {
         let timeline = Timeline::load(&path, profile.duration()).expect("the example is valid");
         assert_eq!(timeline.steps.len(), 4);
         assert_eq!(timeline.last_heal(), Some(Duration::from_secs(185)));
+    }
+}
+
+#[cfg(test)]
+mod applying {
+    use std::sync::{Arc, Mutex};
+
+    use axum::{Json, Router, extract::State, http::HeaderMap, routing::put};
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
+    /// A stand-in for both admin APIs that records what it was told, with the token it got.
+    async fn admin_api() -> (String, Seen) {
+        let seen: Seen = Arc::default();
+        let record = |path: &'static str| {
+            move |State(seen): State<Seen>, headers: HeaderMap, Json(body): Json<Value>| async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push((format!("{path} {auth}"), body));
+                }
+            }
+        };
+        let router = Router::new()
+            .route("/admin/faults", put(record("faults")))
+            .route("/admin/breaker", put(record("breaker")))
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (url, seen)
+    }
+
+    fn admin(url: &str) -> Admin {
+        Admin {
+            order_ops_url: url.to_owned(),
+            payment_ops_url: url.to_owned(),
+            token: SecretString::from("t0k".to_owned()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn steps_fire_in_order_through_both_admin_apis() {
+        let (url, seen) = admin_api().await;
+        let timeline = Timeline::parse(
+            "[[step]]\nname = \"down\"\nat = \"0s\"\npayment = { outage = true }\nbreaker = \"forced_open\"\n\
+             [[step]]\nname = \"heal\"\nat = \"0s\"\npayment = {}\nbreaker = \"closed\"\n",
+            "t.toml",
+            Duration::from_secs(1),
+        )
+        .expect("valid");
+        let (_ended, load_ended) = tokio::sync::watch::channel(false);
+        let fired = run(timeline, admin(&url), Instant::now(), load_ended).await;
+        assert!(fired.iter().all(|fired| fired.ok), "{fired:?}");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "faults Bearer t0k".to_owned(),
+                    serde_json::json!({ "outage": true })
+                ),
+                (
+                    "breaker Bearer t0k".to_owned(),
+                    serde_json::json!({ "state": "forced_open" })
+                ),
+                ("faults Bearer t0k".to_owned(), serde_json::json!({})),
+                (
+                    "breaker Bearer t0k".to_owned(),
+                    serde_json::json!({ "state": "closed" })
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn when_the_load_ends_early_heals_fire_at_once_and_the_rest_are_skipped() {
+        let (url, seen) = admin_api().await;
+        let timeline = Timeline::parse(
+            "[[step]]\nname = \"down\"\nat = \"60s\"\npayment = { outage = true }\n\
+             [[step]]\nname = \"heal\"\nat = \"120s\"\npayment = {}\n",
+            "t.toml",
+            Duration::from_secs(300),
+        )
+        .expect("valid");
+        let (ended, load_ended) = tokio::sync::watch::channel(false);
+        let _ = ended.send(true);
+        let fired = tokio::time::timeout(
+            Duration::from_secs(10),
+            run(timeline, admin(&url), Instant::now(), load_ended),
+        )
+        .await
+        .expect("nothing is waited for once the load ended");
+        assert!(
+            !fired[0].ok
+                && fired[0]
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("skipped"))
+        );
+        assert!(fired[1].ok);
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            [("faults Bearer t0k".to_owned(), serde_json::json!({}))]
+        );
     }
 }

@@ -208,10 +208,11 @@ impl Loadgen {
         );
 
         let start = Instant::now();
+        let (load_ended, ended) = tokio::sync::watch::channel(false);
         let chaos = self
             .admin
             .clone()
-            .map(|admin| tokio::spawn(chaos::run(self.timeline.clone(), admin, start)));
+            .map(|admin| tokio::spawn(chaos::run(self.timeline.clone(), admin, start, ended)));
 
         let mut requests = BTreeMap::new();
         let mut knee_rps = None;
@@ -257,6 +258,7 @@ impl Loadgen {
         }
         let load_seconds = start.elapsed().as_secs_f64();
         metrics::users(0);
+        let _ = load_ended.send(true);
 
         let fired = match chaos {
             Some(task) => task.await.unwrap_or_default(),
