@@ -78,6 +78,19 @@ pub fn init(args: &TelemetryArgs, service: ServiceInfo) -> Result<TelemetryGuard
     init_with_writer(args, service, std::io::stdout)
 }
 
+/// [`init`] for a `main`: a failure is printed to stderr with its cause, and comes back as
+/// the exit code to return (there is no logger to report it through yet).
+pub fn init_or_report(
+    args: &TelemetryArgs,
+    service: ServiceInfo,
+) -> Result<TelemetryGuard, std::process::ExitCode> {
+    init(args, service).map_err(|error| {
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        eprintln!("error: {error}: {}", cause.unwrap_or_default());
+        std::process::ExitCode::FAILURE
+    })
+}
+
 /// [`init`] with the log sink injected, so that tests can stay quiet or read what was logged.
 pub fn init_with_writer<W>(
     args: &TelemetryArgs,

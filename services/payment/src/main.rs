@@ -23,13 +23,9 @@ async fn main() -> ExitCode {
         name: "payment",
         version: env!("CARGO_PKG_VERSION"),
     };
-    let mut telemetry = match telemetry::init(&config.telemetry, service) {
+    let mut telemetry = match telemetry::init_or_report(&config.telemetry, service) {
         Ok(telemetry) => telemetry,
-        Err(error) => {
-            let cause = std::error::Error::source(&error).map(ToString::to_string);
-            eprintln!("error: {error}: {}", cause.unwrap_or_default());
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     tracing::info!(
         version = service.version,
