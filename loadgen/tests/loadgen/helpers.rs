@@ -55,7 +55,8 @@ impl Stack {
             "127.0.0.1:0",
         ])
         .expect("payment flags");
-        config.database_path = dir.path().join("payment.db");
+        config.database_url =
+            stormproof_payment::ledger::DatabaseUrl::Sqlite(dir.path().join("payment.db"));
         config.admin_token = Some(SecretString::from(ADMIN_TOKEN.to_owned()));
         let payment =
             PaymentApplication::build(config, FaultSettings::default(), guard.prometheus())

@@ -1,13 +1,16 @@
 //! The payment service's configuration: every flag has an environment variable, and this is
 //! the only module that reads the environment (through clap).
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 use secrecy::SecretString;
 use telemetry::TelemetryArgs;
 
-use crate::faults::{FaultSettings, Preset};
+use crate::{
+    faults::{FaultSettings, Preset},
+    ledger::DatabaseUrl,
+};
 
 /// Payment service: charges orders exactly once, and misbehaves on demand.
 #[derive(Debug, Clone, Parser)]
@@ -21,13 +24,17 @@ pub struct Config {
     #[arg(long, env = "PAYMENT_OPS_ADDR", default_value = "127.0.0.1:9465")]
     pub ops_addr: SocketAddr,
 
-    /// SQLite file of the ledger; created with its folder if missing.
+    /// Where the ledger is kept: `sqlite://path/to/payment.db` (created with its folder if
+    /// missing; `sqlite:///abs/path` for an absolute path), or
+    /// `postgres://user:password@host/database`, which several replicas can share.
     #[arg(
         long,
-        env = "PAYMENT_DATABASE_PATH",
-        default_value = ".stormproof/payment.db"
+        env = "PAYMENT_DATABASE_URL",
+        default_value = "sqlite://.stormproof/payment.db",
+        hide_env_values = true,
+        value_parser = DatabaseUrlParser
     )]
-    pub database_path: PathBuf,
+    pub database_url: DatabaseUrl,
 
     /// Bearer token of the admin API. Without one, /admin answers 404.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -92,6 +99,35 @@ impl FaultArgs {
     }
 }
 
+/// Parses `--database-url` without echoing it: clap's own message would repeat the value,
+/// password included, on stderr.
+#[derive(Debug, Clone, Copy)]
+struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
+        let invalid = |message: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --database-url (PAYMENT_DATABASE_URL): {message}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        value
+            .to_str()
+            .ok_or_else(|| invalid("not UTF-8".to_owned()))?
+            .parse()
+            .map_err(invalid)
+    }
+}
+
 /// Durations as `500ms`, `10s`, `2m`, or a bare number of seconds.
 fn parse_duration(value: &str) -> Result<Duration, String> {
     let (number, unit) = value
@@ -128,6 +164,20 @@ mod tests {
         assert_eq!(config.grpc_addr.port(), 50052);
         assert_eq!(config.ops_addr.port(), 9465);
         assert!(config.admin_token.is_none());
+        assert_eq!(
+            config.database_url,
+            DatabaseUrl::Sqlite(".stormproof/payment.db".into())
+        );
+    }
+
+    #[test]
+    fn a_bad_database_url_is_a_usage_error() {
+        let error = Config::try_parse_from(["payment", "--database-url", "mysql://pay:pw@db/x"])
+            .expect_err("not a supported database");
+        assert!(error.use_stderr(), "exits 64 through parse_args");
+        let message = error.to_string();
+        assert!(message.contains("sqlite://"), "{message}");
+        assert!(!message.contains("pw"), "{message}");
     }
 
     #[test]

@@ -1,20 +1,29 @@
-//! The ledger: a SQLite table with one row per order id, ever.
+//! The ledger: one row per order id, ever, in SQLite (a file, the default) or PostgreSQL
+//! (what several replicas share).
 //!
 //! Idempotency lives in the schema, not in memory: `order_id` is UNIQUE, a charge is an
 //! `INSERT … ON CONFLICT (order_id) DO NOTHING` followed by a read of the row, so 50 concurrent
 //! calls, a retry after a lost answer, or a reconcile after a restart all find the first payment
-//! and none charges again. SQLite runs in WAL mode with `synchronous = FULL`: a payment that was
-//! answered survives a crash of the process and of the machine.
+//! and none charges again. On PostgreSQL that holds across replicas too: a second insert of one
+//! order id waits for the first to commit, then does nothing, and the read that follows (a new
+//! statement, so a new snapshot under READ COMMITTED) sees the committed row.
+//!
+//! One set of queries serves both databases through sqlx's `Any` driver (`$N` placeholders,
+//! which both understand), with one migration folder per dialect, as in the order service.
+//! SQLite runs in WAL mode with `synchronous = FULL`: a payment that was answered survives a
+//! crash of the process and of the machine.
 
 use std::{
-    path::Path,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    fmt,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use contracts::payment::v1 as pb;
 use sqlx::{
-    SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    AnyPool, ConnectOptions as _, Executor as _, any::AnyPoolOptions, postgres::PgConnectOptions,
+    sqlite::SqliteConnectOptions,
 };
 
 use crate::domain::{Charge, OrderId};
@@ -70,9 +79,32 @@ pub enum LedgerError {
         /// The payment on record.
         existing: Box<Payment>,
     },
-    /// SQLite failed.
+    /// The database failed.
     #[error("ledger database error")]
     Database(#[from] sqlx::Error),
+}
+
+/// Where the ledger lives: a SQLite file or a PostgreSQL database.
+///
+/// Parsed from `sqlite://path/to/payment.db` (a relative path after `sqlite://`;
+/// `sqlite:///abs/path` for an absolute one), a bare file path, or
+/// `postgres://user:password@host:port/database` (also `postgresql://`). Its `Debug` and
+/// `Display` never show a password, so a logged config cannot leak one.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file, created with its folder if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+/// The database behind the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
 }
 
 /// Opening the ledger failed.
@@ -86,9 +118,14 @@ pub enum OpenError {
         /// Why.
         source: std::io::Error,
     },
-    /// SQLite would not open the file.
-    #[error("cannot open the ledger database")]
-    Connect(#[from] sqlx::Error),
+    /// The database would not open.
+    #[error("cannot open the ledger database {url}")]
+    Connect {
+        /// Where (without a password).
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
     /// A migration failed.
     #[error("cannot migrate the ledger database")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -97,7 +134,80 @@ pub enum OpenError {
 /// The ledger. Cheap to clone (a pool handle).
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+}
+
+// === impl DatabaseUrl ===
+
+impl DatabaseUrl {
+    /// Which database this names.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL sqlx connects to.
+    fn connect_url(&self) -> String {
+        match self {
+            // sqlx builds the URL, percent-encoding what a path may hold (`?`, `#`, spaces).
+            Self::Sqlite(path) => SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .to_url_lossy()
+                .to_string(),
+            Self::Postgres(url) => url.clone(),
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let unsupported = || {
+            format!(
+                "unsupported database URL `{}`: use sqlite://path/to/payment.db or \
+                 postgres://user:password@host:5432/database",
+                redact(url)
+            )
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // Checked now, so a malformed URL is a usage error at start, not a failed connect.
+            PgConnectOptions::from_str(url)
+                .map_err(|_| format!("malformed PostgreSQL URL `{}`", redact(url)))?;
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .or_else(|| (!url.contains("://")).then_some(url))
+            .ok_or_else(unsupported)?;
+        if path.is_empty() || path.contains(":memory:") || path.contains('?') {
+            // An in-memory ledger forgets every payment at restart, and with it idempotency.
+            return Err(format!(
+                "`{url}` does not name a ledger file: use sqlite://path/to/payment.db"
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
 }
 
 // === impl Payment ===
@@ -133,29 +243,61 @@ impl Payment {
 // === impl Ledger ===
 
 impl Ledger {
-    /// Opens (or creates) the database file and applies the embedded migrations.
-    pub async fn open(path: &Path) -> Result<Self, OpenError> {
-        if let Some(folder) = path
-            .parent()
-            .filter(|folder| !folder.as_os_str().is_empty())
+    /// Opens the ledger at `url` (creating a SQLite file and its folder if missing) and
+    /// applies the embedded migrations of its dialect.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, OpenError> {
+        sqlx::any::install_default_drivers();
+        if let DatabaseUrl::Sqlite(path) = url
+            && let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty())
         {
             std::fs::create_dir_all(folder).map_err(|source| OpenError::Folder {
                 path: path.display().to_string(),
                 source,
             })?;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let backend = url.backend();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; FULL makes every commit
+                        // survive a power cut, not only a crash; writers wait up to 5 s for
+                        // the lock instead of failing at once.
+                        connection
+                            .execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA busy_timeout = 5000",
+                            )
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url.connect_url())
+            .await
+            .map_err(|source| OpenError::Connect {
+                url: url.to_string(),
+                source,
+            })?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Opens (or creates) the SQLite ledger file at `path`.
+    pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::connect(&DatabaseUrl::Sqlite(path.to_owned())).await
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Records `charge` with `verdict`, unless the order has a payment already: then returns
@@ -168,7 +310,7 @@ impl Ledger {
         let payment_id = format!("pay_{:032x}", rand::random::<u128>());
         let inserted = sqlx::query(
             "INSERT INTO payments (payment_id, order_id, amount_minor, currency_code, method, \
-             status, decline_reason, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             status, decline_reason, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (order_id) DO NOTHING",
         )
         .bind(&payment_id)
@@ -203,7 +345,7 @@ impl Ledger {
     pub async fn get(&self, order_id: &OrderId) -> Result<Option<Payment>, sqlx::Error> {
         sqlx::query_as(
             "SELECT payment_id, order_id, amount_minor, currency_code, method, status, \
-             decline_reason, created_at_ms FROM payments WHERE order_id = ?",
+             decline_reason, created_at_ms FROM payments WHERE order_id = $1",
         )
         .bind(order_id.as_str())
         .fetch_optional(&self.pool)
@@ -229,4 +371,58 @@ fn now_ms() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
         })
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_file_or_a_server() {
+        assert_eq!(
+            "sqlite://.stormproof/payment.db".parse(),
+            Ok(DatabaseUrl::Sqlite(".stormproof/payment.db".into()))
+        );
+        assert_eq!(
+            "sqlite:///var/lib/payment/ledger.db".parse(),
+            Ok(DatabaseUrl::Sqlite("/var/lib/payment/ledger.db".into()))
+        );
+        assert_eq!(
+            "ledger.db".parse(),
+            Ok(DatabaseUrl::Sqlite("ledger.db".into()))
+        );
+        let pg: DatabaseUrl = "postgres://pay:secret@db:5432/payments"
+            .parse()
+            .expect("a PostgreSQL URL");
+        assert_eq!(pg.backend(), Backend::Postgres);
+        for bad in [
+            "mysql://db/x",
+            "sqlite://",
+            "sqlite::memory:",
+            "sqlite://x.db?mode=ro",
+        ] {
+            assert!(bad.parse::<DatabaseUrl>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let pg: DatabaseUrl = "postgres://pay:secret@db:5432/payments"
+            .parse()
+            .expect("a PostgreSQL URL");
+        assert_eq!(pg.to_string(), "postgres://…@db:5432/payments");
+        assert!(!format!("{pg:?}").contains("secret"));
+        let error = "postgres://pay:secret@db:notaport/payments"
+            .parse::<DatabaseUrl>()
+            .expect_err("malformed");
+        assert!(!error.contains("secret"), "{error}");
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`config`]: the clap `Config` (every flag has an environment variable).
 //! - [`domain`]: a checked charge request.
-//! - [`ledger`]: the SQLite ledger, idempotent by order id.
+//! - [`ledger`]: the ledger (SQLite or PostgreSQL), idempotent by order id.
 //! - [`faults`]: live fault injection (latency, failures, hangs, outages, declines).
 //! - [`grpc`]: `PaymentService` over tonic.
 //! - [`admin`]: `GET/PUT/PATCH /admin/faults` on the ops listener, behind a bearer token.

@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
     };
     tracing::info!(
         version = service.version,
-        database = %config.database_path.display(),
+        database = %config.database_url,
         admin_api = config.admin_token.is_some(),
         faults = ?faults,
         otel_sdk_disabled = config.telemetry.otel_sdk_disabled,

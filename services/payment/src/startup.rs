@@ -70,7 +70,7 @@ impl Application {
         prometheus: PrometheusHandle,
     ) -> Result<Self, StartupError> {
         metrics::describe();
-        let ledger = Ledger::open(&config.database_path).await?;
+        let ledger = Ledger::connect(&config.database_url).await?;
         let grpc = bind(config.grpc_addr).await?;
         let ops = bind(config.ops_addr).await?;
         Ok(Self {

@@ -79,7 +79,8 @@ pub async fn spawn_payment_at(addr: SocketAddr) -> Payment {
         .expect("defaults");
     config.grpc_addr = addr;
     config.ops_addr = "127.0.0.1:0".parse().expect("addr");
-    config.database_path = dir.path().join("payment.db");
+    config.database_url =
+        stormproof_payment::ledger::DatabaseUrl::Sqlite(dir.path().join("payment.db"));
     let app = PaymentApplication::build(config, FaultSettings::default(), guard.prometheus())
         .await
         .expect("payment starts");

@@ -198,8 +198,8 @@ async fn payment_process(ledger: &std::path::Path, addr: &str) -> Process {
             addr,
             "--ops-addr",
             "127.0.0.1:0",
-            "--database-path",
-            ledger.to_str().expect("utf-8 path"),
+            "--database-url",
+            &format!("sqlite://{}", ledger.to_str().expect("utf-8 path")),
         ],
         &[],
     )

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use stormproof_payment::{
     Application, Config,
     faults::{FaultSettings, Faults},
-    ledger::Ledger,
+    ledger::{DatabaseUrl, Ledger},
 };
 use telemetry::{ServiceInfo, TelemetryGuard};
 use tokio::sync::oneshot;
@@ -48,12 +48,17 @@ pub async fn spawn_app() -> TestApp {
 
 /// A payment service on the ledger file `database`.
 pub async fn spawn_app_on(database: &Path, admin_token: Option<&str>) -> TestApp {
+    spawn_app_at(&DatabaseUrl::Sqlite(database.to_owned()), admin_token).await
+}
+
+/// A payment service on the ledger at `url` (a SQLite file or a PostgreSQL database).
+pub async fn spawn_app_at(url: &DatabaseUrl, admin_token: Option<&str>) -> TestApp {
     let guard = init_telemetry(None);
     let mut config =
         <Config as clap::Parser>::try_parse_from(["payment"]).expect("the defaults parse");
     config.grpc_addr = "127.0.0.1:0".parse().expect("address");
     config.ops_addr = "127.0.0.1:0".parse().expect("address");
-    config.database_path = database.to_owned();
+    config.database_url = url.clone();
     config.admin_token = admin_token.map(|token| SecretString::from(token.to_owned()));
     let app = Application::build(config, FaultSettings::default(), guard.prometheus())
         .await

@@ -12,7 +12,7 @@ use crate::helpers::{charge, sample};
 async fn sigterm_lets_twenty_slow_calls_finish_then_exits_zero() {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("payment.db");
-    let database = database.to_str().expect("utf-8 path");
+    let database = format!("sqlite://{}", database.to_str().expect("utf-8 path"));
     let mut process = Process::start(
         env!("CARGO_BIN_EXE_payment"),
         &[
@@ -20,8 +20,8 @@ async fn sigterm_lets_twenty_slow_calls_finish_then_exits_zero() {
             "127.0.0.1:0",
             "--ops-addr",
             "127.0.0.1:0",
-            "--database-path",
-            database,
+            "--database-url",
+            &database,
             "--latency-ms",
             "1500",
             "--shutdown-grace",
