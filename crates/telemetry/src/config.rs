@@ -48,6 +48,11 @@ pub struct TelemetryArgs {
     /// Ratio (0..=1) for the `*traceidratio` samplers [default: 1.0].
     #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", value_parser = parse_ratio)]
     pub otel_traces_sampler_arg: Option<f64>,
+
+    /// Where metrics go: `prometheus` (the ops listener's `/metrics`) or `none` (no recorder:
+    /// every metric call is a no-op and `/metrics` answers an empty exposition saying so).
+    #[arg(long, env = "OTEL_METRICS_EXPORTER", value_enum, default_value_t = MetricsExporter::Prometheus)]
+    pub otel_metrics_exporter: MetricsExporter,
 }
 
 impl Default for TelemetryArgs {
@@ -60,6 +65,7 @@ impl Default for TelemetryArgs {
             otel_sdk_disabled: false,
             otel_traces_sampler: SamplerKind::ParentbasedAlwaysOn,
             otel_traces_sampler_arg: None,
+            otel_metrics_exporter: MetricsExporter::Prometheus,
         }
     }
 }
@@ -90,6 +96,16 @@ pub enum SamplerKind {
     ParentbasedAlwaysOff,
     /// Follow the caller's decision; record a ratio of new traces.
     ParentbasedTraceidratio,
+}
+
+/// The exporters of `OTEL_METRICS_EXPORTER` this crate has, spelled as the specification
+/// spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsExporter {
+    /// The Prometheus text exposition on `/metrics` (the default).
+    Prometheus,
+    /// No metrics at all: no recorder is installed, so the `metrics` macros do nothing.
+    None,
 }
 
 fn parse_ratio(value: &str) -> Result<f64, String> {
@@ -127,6 +143,20 @@ mod tests {
             "http://localhost:4317"
         );
         assert!(!cli.telemetry.otel_sdk_disabled);
+        assert_eq!(
+            cli.telemetry.otel_metrics_exporter,
+            MetricsExporter::Prometheus
+        );
+    }
+
+    #[test]
+    fn metrics_can_be_turned_off_and_unknown_exporters_are_refused() {
+        let cli = Cli::try_parse_from(["svc", "--otel-metrics-exporter", "none"])
+            .expect("none is an exporter");
+        assert_eq!(cli.telemetry.otel_metrics_exporter, MetricsExporter::None);
+        let error = Cli::try_parse_from(["svc", "--otel-metrics-exporter", "otlp"])
+            .expect_err("an exporter this crate does not have is refused");
+        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
     }
 
     #[test]

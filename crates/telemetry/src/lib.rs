@@ -3,7 +3,7 @@
 //! - [`config`]: [`TelemetryArgs`], the flags and standard `OTEL_*` variables a binary flattens
 //!   into its own clap `Config`.
 //! - [`metrics`]: the Prometheus recorder (RPC latency buckets 1 ms … 10 s), `build_info` and
-//!   `process_*`.
+//!   `process_*`; none at all with `OTEL_METRICS_EXPORTER=none`.
 //! - `logs` (private): JSON log lines that carry the OpenTelemetry `trace_id` and `span_id`.
 //! - `traces` (private): the OTLP/gRPC span exporter and sampler, from the standard variables.
 //! - [`grpc`]: tower layers for tonic servers and clients: a span per call with the OTel RPC
@@ -41,7 +41,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::{Layer as _, fmt::MakeWriter, layer::SubscriberExt as _};
 
-pub use config::{LogFormat, SamplerKind, TelemetryArgs};
+pub use config::{LogFormat, MetricsExporter, SamplerKind, TelemetryArgs};
 
 /// What a service says about itself: its name (the default `service.name`) and version (the
 /// `build_info{version}` label and `service.version` resource attribute).
@@ -100,8 +100,14 @@ pub fn init_with_writer<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let prometheus = metrics::install(service.version).map_err(InitError::Metrics)?;
-    let upkeep = metrics::spawn_upkeep(prometheus.clone());
+    let (prometheus, upkeep) = match args.otel_metrics_exporter {
+        MetricsExporter::Prometheus => {
+            let prometheus = metrics::install(service.version).map_err(InitError::Metrics)?;
+            let upkeep = metrics::spawn_upkeep(prometheus.clone());
+            (prometheus, upkeep)
+        }
+        MetricsExporter::None => (metrics::disabled(), None),
+    };
 
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),

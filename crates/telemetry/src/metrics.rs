@@ -3,8 +3,19 @@
 //! Services record through the `metrics` facade (`counter!`, `histogram!`, ...) and describe
 //! their own series; this module installs the recorder once per process, names the buckets every
 //! `*_seconds` histogram shares, and exports `build_info` and the `process_*` series.
+//!
+//! With `OTEL_METRICS_EXPORTER=none` no recorder is installed: the facade's macros then reach
+//! its no-op recorder, which is what "metrics off" costs (label values are still built), and
+//! [`render`] says that metrics are off instead of serving an exposition that looks empty by
+//! accident.
 
-use std::{sync::LazyLock, time::Duration};
+use std::{
+    sync::{
+        LazyLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -25,6 +36,19 @@ static PROCESS: LazyLock<metrics_process::Collector> = LazyLock::new(|| {
     collector
 });
 
+/// Set once when this process runs without a recorder (one recorder per process, so one flag).
+static OFF: AtomicBool = AtomicBool::new(false);
+
+/// What `/metrics` answers while metrics are off: a valid, empty exposition that says why.
+pub const OFF_EXPOSITION: &str = "# metrics are off in this process (OTEL_METRICS_EXPORTER=none)\n";
+
+/// A handle on a recorder that is never installed, so nothing is recorded, and marks this
+/// process as having metrics off.
+pub(crate) fn disabled() -> PrometheusHandle {
+    OFF.store(true, Ordering::Relaxed);
+    PrometheusBuilder::new().build_recorder().handle()
+}
+
 pub(crate) fn install(version: &'static str) -> Result<PrometheusHandle, BuildError> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)?
@@ -38,8 +62,12 @@ pub(crate) fn install(version: &'static str) -> Result<PrometheusHandle, BuildEr
     Ok(handle)
 }
 
-/// The Prometheus text exposition of every series, with `process_*` refreshed first.
+/// The Prometheus text exposition of every series, with `process_*` refreshed first; with
+/// metrics off, [`OFF_EXPOSITION`].
 pub fn render(handle: &PrometheusHandle) -> String {
+    if OFF.load(Ordering::Relaxed) {
+        return OFF_EXPOSITION.to_owned();
+    }
     PROCESS.collect();
     handle.render()
 }

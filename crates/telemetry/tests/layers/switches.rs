@@ -69,3 +69,42 @@ async fn the_default_sampler_records_new_traces() {
         "parentbased_always_on records a root span"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_off_installs_no_recorder_and_metrics_says_so() {
+    use stormproof_telemetry::{MetricsExporter, metrics::OFF_EXPOSITION, ops};
+    use tower::ServiceExt as _;
+
+    let args = TelemetryArgs {
+        otel_sdk_disabled: true,
+        otel_metrics_exporter: MetricsExporter::None,
+        ..TelemetryArgs::default()
+    };
+    let guard = stormproof_telemetry::init_with_writer(&args, super::SERVICE, || {
+        stormproof_telemetry::testing::LogSink
+    })
+    .expect("init");
+    metrics::counter!("recorded_nowhere_total").increment(1);
+
+    let response = ops::router(guard.prometheus(), ops::Readiness::new())
+        .oneshot(
+            http::Request::get("/metrics")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("the router answers");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    assert_eq!(
+        body,
+        OFF_EXPOSITION.as_bytes(),
+        "no series, and a comment why"
+    );
+    assert!(
+        metrics::set_global_recorder(metrics::NoopRecorder).is_ok(),
+        "no recorder was installed: every metric call was a no-op"
+    );
+}
