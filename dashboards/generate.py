@@ -1,0 +1,724 @@
+#!/usr/bin/env python3
+"""Writes the Stormproof Grafana dashboards (dashboards/json/*.json) from this one file.
+
+Dashboards as code keep the three dashboards consistent (one datasource variable, the same
+units, legends and descriptions everywhere) and reviewable; the JSON is committed, so users
+copy or provision it without running anything. After editing, run
+
+    python3 dashboards/generate.py          # rewrites dashboards/json/
+    python3 dashboards/generate.py --check  # exits 1 if the committed JSON is stale (CI)
+
+Only the standard library: the JSON is checked against Grafana's schema separately
+(dashboards/test_dashboards.py) and every query against a live Prometheus (e2e tests).
+
+Every panel has a description saying what a healthy and a broken picture look like. A panel
+whose emptiness is a designed state (no errors yet) sets `noValue` to say so; every other
+panel must show data during a load test, which the e2e test asserts.
+"""
+import argparse
+import json
+import pathlib
+import sys
+
+OUT = pathlib.Path(__file__).resolve().parent / "json"
+DS = {"type": "prometheus", "uid": "${datasource}"}
+ORDER = 'job="order", instance=~"$instance"'
+PAYMENT = 'job="payment", instance=~"$instance"'
+DEP = 'instance=~"$instance", dependency=~"$dependency"'
+PLACE_ORDER = f'{ORDER}, http_route="/v1/orders", http_request_method="POST"'
+RATE = "$__rate_interval"
+
+
+# === building blocks ===
+
+
+def target(expr, legend="__auto", ref="A", **extra):
+    return {"datasource": DS, "refId": ref, "expr": expr, "legendFormat": legend, **extra}
+
+
+def targets(*pairs):
+    return [target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(pairs)]
+
+
+def thresholds(*steps):
+    """steps: a base colour, then (value, colour) pairs."""
+    base, *rest = steps
+    return {
+        "mode": "absolute",
+        "steps": [{"color": base, "value": None}]
+        + [{"color": colour, "value": value} for value, colour in rest],
+    }
+
+
+def timeseries(title, description, tgts, unit, *, stack=False, min_=0, max_=None,
+               threshold=None, overrides=(), no_value=None, fill=10):
+    defaults = {
+        "unit": unit,
+        "min": min_,
+        "color": {"mode": "palette-classic"},
+        "custom": {
+            "drawStyle": "line",
+            "lineWidth": 1,
+            "fillOpacity": fill,
+            "showPoints": "never",
+            "spanNulls": False,
+            "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+            "thresholdsStyle": {"mode": "line+area" if threshold else "off"},
+        },
+        "thresholds": threshold or thresholds("green"),
+    }
+    if max_ is not None:
+        defaults["max"] = max_
+    if no_value is not None:
+        defaults["noValue"] = no_value
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": tgts,
+        "fieldConfig": {"defaults": defaults, "overrides": list(overrides)},
+        "options": {
+            "legend": {"displayMode": "table", "placement": "right", "showLegend": True,
+                       "calcs": ["lastNotNull", "max"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+    }
+
+
+def right_axis(regex, unit):
+    """An override moving the series whose name matches `regex` to a right axis in `unit`."""
+    return {
+        "matcher": {"id": "byRegexp", "options": regex},
+        "properties": [
+            {"id": "custom.axisPlacement", "value": "right"},
+            {"id": "unit", "value": unit},
+        ],
+    }
+
+
+def stat(title, description, tgts, unit, threshold, *, decimals=None):
+    defaults = {"unit": unit, "thresholds": threshold, "color": {"mode": "thresholds"}}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": tgts,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "background",
+            "graphMode": "area",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "textMode": "auto",
+        },
+    }
+
+
+def heatmap(title, description, expr):
+    return {
+        "type": "heatmap",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": [target(expr, "{{le}}", format="heatmap")],
+        "fieldConfig": {"defaults": {"unit": "s"}, "overrides": []},
+        "options": {
+            "calculate": False,
+            "yAxis": {"unit": "s", "axisPlacement": "left"},
+            "rowsFrame": {"layout": "le"},
+            "color": {"mode": "scheme", "scheme": "Oranges", "scale": "exponential",
+                      "exponent": 0.5, "steps": 64, "reverse": False},
+            "cellGap": 1,
+            "filterValues": {"le": 1e-9},
+            "tooltip": {"mode": "single", "yHistogram": True},
+            "legend": {"show": True},
+        },
+    }
+
+
+def row(title):
+    return {"type": "row", "title": title, "collapsed": False, "panels": []}
+
+
+def layout(items):
+    """Places panels on Grafana's 24-column grid: rows full width, panels by their `w`."""
+    panels, x, y, height = [], 0, 0, 0
+    for number, (panel, width, panel_height) in enumerate(items, start=1):
+        if panel["type"] == "row" or x + width > 24:
+            x, y = 0, y + height
+            height = 0
+        if panel["type"] == "row":
+            panel["gridPos"] = {"x": 0, "y": y, "w": 24, "h": 1}
+            y, height = y + 1, 0
+        else:
+            panel["gridPos"] = {"x": x, "y": y, "w": width, "h": panel_height}
+            x, height = x + width, max(height, panel_height)
+        panel["id"] = number
+        panels.append(panel)
+    return panels
+
+
+def variables(*extra):
+    return {
+        "list": [
+            {
+                "name": "datasource",
+                "label": "Data source",
+                "type": "datasource",
+                "query": "prometheus",
+                "current": {},
+                "hide": 0,
+                "refresh": 1,
+                "regex": "",
+            },
+            {
+                "name": "instance",
+                "label": "Instance",
+                "description": "order and payment processes (host:ops port)",
+                "type": "query",
+                "datasource": DS,
+                "query": 'label_values(up{job=~"order|payment"}, instance)',
+                "refresh": 2,
+                "includeAll": True,
+                "multi": True,
+                "allValue": ".*",
+                "current": {"text": "All", "value": "$__all"},
+                "sort": 1,
+                "hide": 0,
+            },
+            *extra,
+        ]
+    }
+
+
+DEPENDENCY_VARIABLE = {
+    "name": "dependency",
+    "label": "Dependency",
+    "description": "the protected call (the breaker, retry and bulkhead's `dependency` label)",
+    "type": "query",
+    "datasource": DS,
+    "query": "label_values(circuit_breaker_state, dependency)",
+    "refresh": 2,
+    "includeAll": True,
+    "multi": True,
+    "allValue": ".*",
+    "current": {"text": "All", "value": "$__all"},
+    "sort": 1,
+    "hide": 0,
+}
+
+CHAOS_ANNOTATION = {
+    "name": "Chaos steps",
+    "datasource": DS,
+    "enable": True,
+    "hide": False,
+    "iconColor": "red",
+    "expr": "max by (step) (loadgen_chaos_step) == 1",
+    "step": "5s",
+    "titleFormat": "chaos: {{step}}",
+    "tagKeys": "step",
+    "useValueForTime": False,
+}
+
+BUILT_IN_ANNOTATION = {
+    "builtIn": 1,
+    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+    "enable": True,
+    "hide": True,
+    "iconColor": "rgba(0, 211, 255, 1)",
+    "name": "Annotations & Alerts",
+    "type": "dashboard",
+}
+
+
+def dashboard(uid, title, description, tags, items, templating, *, time_from="now-30m"):
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["stormproof", *tags],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "5s",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": time_from, "to": "now"},
+        "timepicker": {"refresh_intervals": ["5s", "10s", "30s", "1m", "5m"]},
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "weekStart": "",
+        "links": [
+            {"title": "Stormproof", "type": "dashboards", "tags": ["stormproof"],
+             "asDropdown": True, "includeVars": True, "keepTime": True, "icon": "external link",
+             "targetBlank": False, "tooltip": "", "url": ""},
+        ],
+        "annotations": {"list": [BUILT_IN_ANNOTATION, CHAOS_ANNOTATION]},
+        "templating": templating,
+        "panels": layout(items),
+    }
+
+
+def quantiles(metric, selector, by, label):
+    """p50/p95/p99 of a histogram, one target each."""
+    return [
+        (f"histogram_quantile({q}, sum by ({by}le) (rate({metric}_bucket{{{selector}}}[{RATE}])))",
+         f"p{int(q * 100)}{label}")
+        for q in (0.5, 0.95, 0.99)
+    ]
+
+
+# === Resilience overview ===
+
+BREAKER_STATE = f"""max by (instance, dependency) (
+    circuit_breaker_state{{{DEP}, state="half_open"}}
+  + ignoring (state) (2 * circuit_breaker_state{{{DEP}, state="open"}})
+  + ignoring (state) (3 * circuit_breaker_state{{{DEP}, state="forced_open"}})
+  + ignoring (state) (4 * circuit_breaker_state{{{DEP}, state="disabled"}})
+)"""
+
+STATE_COLOURS = {
+    "0": ("closed", "green"),
+    "1": ("half_open", "yellow"),
+    "2": ("open", "red"),
+    "3": ("forced_open", "purple"),
+    "4": ("disabled", "blue"),
+}
+
+
+def breaker_timeline():
+    return {
+        "type": "state-timeline",
+        "title": "Breaker state",
+        "description": (
+            "The circuit breaker of each caller, per dependency. Healthy: one green band "
+            "(closed). An outage: red (open: calls fail fast and orders fall back to "
+            "PAYMENT_PENDING) with yellow slivers (half_open: a few trial calls) every "
+            "--breaker-wait, then green again once a trial succeeds. Purple (forced_open) "
+            "and blue (disabled) are operator overrides from order's /admin/breaker."
+        ),
+        "datasource": DS,
+        "targets": [target(BREAKER_STATE, "{{dependency}} @ {{instance}}")],
+        "fieldConfig": {
+            "defaults": {
+                "color": {"mode": "thresholds"},
+                "thresholds": thresholds("green"),
+                "mappings": [
+                    {
+                        "type": "value",
+                        "options": {
+                            value: {"text": text, "color": colour, "index": index}
+                            for index, (value, (text, colour)) in enumerate(STATE_COLOURS.items())
+                        },
+                    }
+                ],
+                "custom": {"fillOpacity": 80, "lineWidth": 0},
+            },
+            "overrides": [],
+        },
+        "options": {
+            "mergeValues": True,
+            "showValue": "auto",
+            "alignValue": "left",
+            "rowHeight": 0.9,
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "single", "sort": "none"},
+        },
+    }
+
+
+RESILIENCE = dashboard(
+    "stormproof-resilience",
+    "Stormproof / Resilience overview",
+    "Order's defences around its payment dependency, payment's injected faults, and what "
+    "customers get meanwhile. Open it while a load test runs and payment is broken.",
+    ["resilience"],
+    [
+        (row("Circuit breaker"), 24, 1),
+        (breaker_timeline(), 24, 6),
+        (timeseries(
+            "Failure rate against the trip threshold",
+            "The breaker's failure rate over its window (--breaker-window) and the rate at "
+            "which it trips (--breaker-failure-rate, exported as "
+            "circuit_breaker_failure_rate_threshold). Healthy: near 0. Broken payment: the "
+            "rate climbs to the threshold line and the breaker opens; it stays high while "
+            "half-open trials fail.",
+            targets(
+                (f"max by (instance, dependency) (circuit_breaker_failure_rate{{{DEP}}})",
+                 "failure rate {{dependency}} @ {{instance}}"),
+                (f"max by (dependency) (circuit_breaker_failure_rate_threshold{{{DEP}}})",
+                 "trip threshold {{dependency}}"),
+            ),
+            "percentunit", max_=1,
+            overrides=[{
+                "matcher": {"id": "byRegexp", "options": "trip threshold.*"},
+                "properties": [
+                    {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                    {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+                    {"id": "custom.fillOpacity", "value": 0},
+                ],
+            }],
+        ), 12, 8),
+        (timeseries(
+            "Calls through the breaker by outcome",
+            "Per second. Healthy: nearly all success. Broken payment: failure and slow rise, "
+            "then rejected takes over while the breaker is open (calls that never reach "
+            "payment).",
+            targets((f"sum by (dependency, outcome) (rate(circuit_breaker_calls_total{{{DEP}}}[{RATE}]))",
+                     "{{dependency}} {{outcome}}")),
+            "reqps", stack=True,
+        ), 12, 8),
+        (timeseries(
+            "Breaker transitions",
+            "State changes per window. Healthy: none. An outage: closed→open once, then "
+            "open→half_open→open every --breaker-wait until payment heals, then "
+            "half_open→closed. Repeated closed→open is flapping (alert "
+            "CircuitBreakerFlapping).",
+            targets((f"sum by (dependency, from, to) (increase(circuit_breaker_transitions_total{{{DEP}}}[{RATE}]))",
+                     "{{dependency}} {{from}}→{{to}}")),
+            "short", no_value="no transitions yet", fill=40,
+        ), 12, 7),
+        (timeseries(
+            "Fallbacks by reason",
+            "Charges that fell back to PAYMENT_PENDING, per second, by why. Healthy: none. "
+            "breaker_open during an outage is the fallback working as designed; deadline or "
+            "unavailable without breaker_open means the breaker is not tripping.",
+            targets((f"sum by (dependency, reason) (rate(fallback_total{{{DEP}}}[{RATE}]))",
+                     "{{dependency}} {{reason}}")),
+            "reqps", stack=True,
+        ), 12, 7),
+        (row("Retries, bulkhead and load shedding"), 24, 1),
+        (timeseries(
+            "Retries and budget",
+            "Attempts per second by what followed each, and retries the budget refused. "
+            "Healthy: success only. Flaky payment: retried rises and most retries succeed. "
+            "An outage: budget_exhausted and the refused-retries line rise — the budget "
+            "keeps retries from multiplying the load on a failing payment.",
+            targets(
+                (f"sum by (dependency, outcome) (rate(retry_attempts_total{{{DEP}}}[{RATE}]))",
+                 "{{dependency}} {{outcome}}"),
+                (f"sum by (dependency) (rate(retry_budget_exhausted_total{{{DEP}}}[{RATE}]))",
+                 "{{dependency}} retries refused by the budget"),
+            ),
+            "reqps",
+        ), 8, 8),
+        (timeseries(
+            "Bulkhead",
+            "Calls to payment in flight (left) and calls refused by a full bulkhead per second "
+            "(right). Healthy: a few in flight, none refused. Slow payment: in flight climbs "
+            "to --bulkhead-max-concurrent and refusals start instead of a growing queue.",
+            targets(
+                (f"sum by (dependency) (bulkhead_in_flight{{{DEP}}})", "{{dependency}} in flight"),
+                (f"sum by (dependency) (rate(bulkhead_rejected_total{{{DEP}}}[{RATE}]))",
+                 "{{dependency}} refused/s"),
+            ),
+            "short", overrides=[right_axis(".*refused/s", "reqps")],
+        ), 8, 8),
+        (timeseries(
+            "Load shedding",
+            "The adaptive concurrency limit in front of order's APIs (left) and requests it "
+            "shed per second, answered 503 / RESOURCE_EXHAUSTED with Retry-After (right). "
+            "Healthy: the limit sits high and nothing is shed. Overload: the limit falls as "
+            "latency rises and shedding starts, keeping admitted requests fast.",
+            targets(
+                (f"max by (instance, service) (concurrency_limit{{{ORDER}}})",
+                 "limit {{service}} @ {{instance}}"),
+                (f"sum by (service) (rate(load_shed_total{{{ORDER}}}[{RATE}]))", "shed/s {{service}}"),
+            ),
+            "short", overrides=[right_axis("shed/s.*", "reqps")],
+        ), 8, 8),
+        (row("Payment faults (chaos)"), 24, 1),
+        (timeseries(
+            "Payment fault settings",
+            "The knobs in force on payment, drawn as they change (PUT/PATCH /admin/faults, "
+            "loadgen's chaos steps). Healthy: all 0. Rates and outage (0/1) on the left, "
+            "latency and jitter in ms on the right.",
+            targets((f"max by (knob) (payment_fault_setting{{{PAYMENT}}})", "{{knob}}")),
+            "percentunit", max_=1, fill=0,
+            overrides=[right_axis(".*_ms", "ms")],
+        ), 12, 8),
+        (timeseries(
+            "Faults injected",
+            "Faults payment applied per second, by kind. Healthy: none. Each chaos step shows "
+            "up here first, then in order's panels above.",
+            targets((f"sum by (kind) (rate(payment_fault_injected_total{{{PAYMENT}}}[{RATE}]))", "{{kind}}")),
+            "reqps", stack=True,
+        ), 12, 8),
+        (row("Orders"), 24, 1),
+        (timeseries(
+            "Order outcomes",
+            "PlaceOrder outcomes per second. Healthy: confirmed. Payment broken: "
+            "payment_pending replaces confirmed (accepted, charged later) while failed stays "
+            "at 0 — that is the fallback doing its job. failed means the order store failed.",
+            targets((f"sum by (status) (rate(orders_total{{{ORDER}}}[{RATE}]))", "{{status}}")),
+            "reqps", stack=True,
+            overrides=[{
+                "matcher": {"id": "byName", "options": name},
+                "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": colour}}],
+            } for name, colour in (("confirmed", "green"), ("payment_pending", "orange"),
+                                   ("rejected", "blue"), ("failed", "red"))],
+        ), 8, 8),
+        (timeseries(
+            "Payment backlog",
+            "Orders not yet charged (left) and the age of the oldest (right). Healthy: 0. An "
+            "outage: both grow; after the heal the reconciler drains the backlog (at "
+            "--reconcile-max-rate, as the breaker allows) and both fall back to 0.",
+            targets(
+                (f"sum(order_payment_backlog{{{ORDER}}})", "orders waiting"),
+                (f"max(order_payment_oldest_pending_seconds{{{ORDER}}})", "oldest waiting"),
+            ),
+            "short", overrides=[right_axis("oldest waiting", "s")],
+        ), 8, 8),
+        (timeseries(
+            "Reconciler",
+            "Reconciliation attempts per second by outcome. Healthy: nothing to do. During an "
+            "outage: deferred (the open breaker refused) and retry; after the heal: confirmed "
+            "until the backlog is empty.",
+            targets((f"sum by (outcome) (rate(order_reconcile_total{{{ORDER}}}[{RATE}]))", "{{outcome}}")),
+            "reqps", stack=True,
+        ), 8, 8),
+        (row("Latency"), 24, 1),
+        (timeseries(
+            "PlaceOrder latency (HTTP)",
+            "p50/p95/p99 of POST /v1/orders, as order served it. Healthy: milliseconds. Slow "
+            "payment: p99 rises to the injected latency; the deadline (--payment-timeout) and "
+            "the open breaker cap it. The dashed line is the 300 ms SLO.",
+            targets(*quantiles("http_server_request_duration_seconds", PLACE_ORDER, "", "")),
+            "s", threshold=thresholds("transparent", (0.3, "red")),
+        ), 12, 8),
+        (timeseries(
+            "ProcessPayment latency",
+            "p50/p95/p99 of ProcessPayment as payment served it, and p99 of each attempt as "
+            "order saw it. Healthy: both low and close. Injected latency moves both; a gap "
+            "means time lost on the network or in connection set-up.",
+            targets(
+                *quantiles("rpc_server_call_duration_seconds",
+                           f'{PAYMENT}, rpc_method="ProcessPayment"', "", " payment"),
+                (f'histogram_quantile(0.99, sum by (le) (rate(rpc_client_call_duration_seconds_bucket{{{ORDER}, rpc_method="ProcessPayment"}}[{RATE}])))',
+                 "p99 as order saw it"),
+            ),
+            "s",
+        ), 12, 8),
+        (heatmap(
+            "PlaceOrder latency heatmap",
+            "Where PlaceOrder answers fall, by bucket over time. Healthy: one dark band at a "
+            "few ms. Chaos shows as a second band (the injected latency or the deadline) that "
+            "moves back down when the breaker opens.",
+            f"sum by (le) (increase(http_server_request_duration_seconds_bucket{{{PLACE_ORDER}}}[{RATE}]))",
+        ), 12, 8),
+        (heatmap(
+            "ProcessPayment latency heatmap",
+            "Where payment's answers fall, by bucket over time. Healthy: one band at a few ms; "
+            "injected latency and jitter move it up and widen it.",
+            f'sum by (le) (increase(rpc_server_call_duration_seconds_bucket{{{PAYMENT}, rpc_method="ProcessPayment"}}[{RATE}]))',
+        ), 12, 8),
+    ],
+    variables(DEPENDENCY_VARIABLE),
+)
+
+
+# === Load test ===
+
+LOADGEN = 'job="loadgen"'
+LOAD_TEST = dashboard(
+    "stormproof-load-test",
+    "Stormproof / Load test",
+    "What the load generator sends and what it gets back, with its chaos steps as "
+    "annotations. loadgen serves these series only while a test runs (`task load`).",
+    ["loadgen"],
+    [
+        (stat("Requests per second",
+              "All requests loadgen sends, per second, now. Follows the profile's ramp; a drop "
+              "while users hold steady means answers got slower.",
+              [target(f"sum(rate(loadgen_requests_total{{{LOADGEN}}}[{RATE}]))", "requests/s")],
+              "reqps", thresholds("blue")), 6, 4),
+        (stat("Users",
+              "Simulated users running now (the profile's shape, times --scale).",
+              [target(f"sum(loadgen_users{{{LOADGEN}}})", "users")],
+              "short", thresholds("blue"), decimals=0), 6, 4),
+        (stat("Orders accepted",
+              "Share of PlaceOrder answered 201 CONFIRMED or 202 PAYMENT_PENDING over the "
+              "last minute. Healthy, and through a payment outage: 100 %. Below 99.9 % the "
+              "run's SLO fails.",
+              [target(f'sum(rate(loadgen_requests_total{{{LOADGEN}, request="PlaceOrder", status=~"201|202"}}[1m])) / sum(rate(loadgen_requests_total{{{LOADGEN}, request="PlaceOrder"}}[1m]))',
+                      "accepted")],
+              "percentunit", thresholds("red", (0.99, "orange"), (0.999, "green")), decimals=2), 6, 4),
+        (stat("PlaceOrder p99",
+              "p99 of PlaceOrder as loadgen saw it over the last minute. The run's SLO is "
+              "300 ms.",
+              [target(f'histogram_quantile(0.99, sum by (le) (rate(loadgen_request_duration_seconds_bucket{{{LOADGEN}, request="PlaceOrder"}}[1m])))',
+                      "p99")],
+              "s", thresholds("green", (0.2, "orange"), (0.3, "red"))), 6, 4),
+        (timeseries(
+            "Requests per second by request",
+            "Browse (GetProducts), buy (PlaceOrder) and the follow-up GetOrder, per second. "
+            "Healthy: rises and falls with the users; PlaceOrder keeps its share through chaos.",
+            targets((f"sum by (request) (rate(loadgen_requests_total{{{LOADGEN}}}[{RATE}]))", "{{request}}")),
+            "reqps", stack=True,
+        ), 12, 8),
+        (timeseries(
+            "Users",
+            "Simulated users over time: the load profile (ramp, plateau, spike, cool-down).",
+            targets((f"sum(loadgen_users{{{LOADGEN}}})", "users")),
+            "short",
+        ), 12, 8),
+        (timeseries(
+            "Answers by status",
+            "Answers per second by request and HTTP status. Healthy: 200 and 201. A payment "
+            "outage turns PlaceOrder's 201 into 202 (PAYMENT_PENDING), not into errors.",
+            targets((f"sum by (request, status) (rate(loadgen_requests_total{{{LOADGEN}}}[{RATE}]))",
+                     "{{request}} {{status}}")),
+            "reqps", stack=True,
+        ), 12, 8),
+        (timeseries(
+            "Errors by status",
+            "Answers that are not 2xx (402, a declined card, is a correct answer and left "
+            "out) and transport errors, per second. Healthy: empty. 503 with Retry-After "
+            "means order shed load; 5xx otherwise or `error` is a failure the SLO counts.",
+            targets((f'sum by (request, status) (rate(loadgen_requests_total{{{LOADGEN}, status!~"2..|402"}}[{RATE}]))',
+                     "{{request}} {{status}}")),
+            "reqps", stack=True, no_value="no errors",
+        ), 12, 8),
+        (timeseries(
+            "Latency percentiles",
+            "p50/p95/p99 per request as loadgen saw it (network and queueing included). The "
+            "dashed line is the 300 ms PlaceOrder SLO.",
+            targets(*quantiles("loadgen_request_duration_seconds", LOADGEN, "request, ", " {{request}}")),
+            "s", threshold=thresholds("transparent", (0.3, "red")),
+        ), 12, 8),
+        (timeseries(
+            "Chaos steps",
+            "1 while a chaos step is in force (payment faults or breaker overrides from the "
+            "timeline), 0 after. The same steps are the red annotations on every panel.",
+            targets((f"max by (step) (loadgen_chaos_step{{{LOADGEN}}})", "{{step}}")),
+            "short", max_=1, no_value="no chaos timeline in this run", fill=30,
+        ), 12, 8),
+    ],
+    {"list": variables()["list"][:1]},
+    time_from="now-15m",
+)
+
+
+# === SLO ===
+
+SLO = dashboard(
+    "stormproof-slo",
+    "Stormproof / Order SLOs",
+    "Order availability (99.9 %: PlaceOrder answered 201/202, client errors aside) and "
+    "latency (99 % within 300 ms) over 30 days, with the burn rates the "
+    "OrderAvailabilitySLOBurn alerts page on. The recording rules are in "
+    "prometheus/rules/recording.yml.",
+    ["slo"],
+    [
+        (stat("Availability, 30 days",
+              "PlaceOrder answered 201/202 over every answer that was not a client error, "
+              "over the last 30 days (or since the stack started). Green at or above the 99.9 % "
+              "objective.",
+              [target("job:order_availability:ratio_rate30d", "availability")],
+              "percentunit", thresholds("red", (0.999, "green")), decimals=3), 8, 5),
+        (stat("Error budget left",
+              "Share of the 30-day error budget (0.1 % of orders) not yet spent. 100 %: "
+              "untouched. 0 %: spent, the SLO is met no more; below 0 it is broken.",
+              [target("job:order_availability:error_budget_remaining", "budget left")],
+              "percentunit", thresholds("red", (0.25, "orange"), (0.5, "green")), decimals=1), 8, 5),
+        (stat("Burn rate, last hour",
+              "How fast the budget burns now: 1 spends it in exactly 30 days. The fast-burn "
+              "page fires above 14.4 over both the last hour and the last 5 minutes.",
+              [target("job:order_availability:burn_rate1h", "burn rate 1h")],
+              "short", thresholds("green", (1, "orange"), (14.4, "red")), decimals=1), 8, 5),
+        (timeseries(
+            "Availability against the objective",
+            "Availability over 5 minutes and 1 hour against the 99.9 % objective (dashed). "
+            "Healthy: at 100 %, through a payment outage too (orders are accepted as "
+            "PAYMENT_PENDING). Dips mean 5xx answers: shed load or a failing store.",
+            targets(
+                ("job:order_availability:ratio_rate5m", "5m"),
+                ("job:order_availability:ratio_rate1h", "1h"),
+                ("job:order_availability:objective", "objective"),
+            ),
+            "percentunit", min_=None, max_=1, fill=0,
+            overrides=[{
+                "matcher": {"id": "byName", "options": "objective"},
+                "properties": [
+                    {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                    {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+                ],
+            }],
+        ), 12, 8),
+        (timeseries(
+            "Availability burn rate per window",
+            "Burn rate over each alert window. The 14.4 line pages when both 1h and 5m are "
+            "above it; the 6 line pages when both 6h and 30m are. Healthy: near 0.",
+            targets(*[(f"job:order_availability:burn_rate{w}", w) for w in ("5m", "30m", "1h", "6h")]),
+            "short", fill=0, threshold=thresholds("transparent", (6, "orange"), (14.4, "red")),
+        ), 12, 8),
+        (timeseries(
+            "Latency SLI against the objective",
+            "Share of PlaceOrder answered within 300 ms, over 5 minutes and 1 hour, against "
+            "the 99 % objective (dashed). Slow payment pulls it down until the deadline or the "
+            "breaker cuts the wait.",
+            targets(
+                ("job:order_latency:ratio_rate5m", "5m"),
+                ("job:order_latency:ratio_rate1h", "1h"),
+                ("job:order_latency:objective", "objective"),
+            ),
+            "percentunit", min_=None, max_=1, fill=0,
+            overrides=[{
+                "matcher": {"id": "byName", "options": "objective"},
+                "properties": [
+                    {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                    {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+                ],
+            }],
+        ), 12, 8),
+        (timeseries(
+            "Latency burn rate per window",
+            "How fast slow answers spend the latency budget (1 % of orders may take over "
+            "300 ms), per window. Healthy: below 1.",
+            targets(*[(f"job:order_latency:burn_rate{w}", w) for w in ("5m", "30m", "1h", "6h")]),
+            "short", fill=0, threshold=thresholds("transparent", (6, "orange"), (14.4, "red")),
+        ), 12, 8),
+    ],
+    {"list": variables()["list"][:1]},
+    time_from="now-6h",
+)
+
+DASHBOARDS = {
+    "resilience-overview.json": RESILIENCE,
+    "load-test.json": LOAD_TEST,
+    "slo.json": SLO,
+}
+
+
+def render(board):
+    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if dashboards/json/ differs from what this file generates")
+    args = parser.parse_args()
+    stale = []
+    for name, board in DASHBOARDS.items():
+        path = OUT / name
+        text = render(board)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            OUT.mkdir(exist_ok=True)
+            path.write_text(text)
+    if stale:
+        print("stale, run `python3 dashboards/generate.py`: " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
