@@ -131,6 +131,7 @@ impl PaymentClient {
             observer::Breaker::new(),
         )?;
         let handle = breaker.handle();
+        observer::thresholds(&policy.breaker);
         let call = tower::service_fn(move |request: WithDeadline<pb::ProcessPaymentRequest>| {
             let mut client: PaymentServiceClient<GrpcClient<Channel>> = client.clone();
             async move { client.process_payment(request.into_tonic_request()).await }

@@ -29,6 +29,10 @@ pub fn describe() {
         "circuit_breaker_failure_rate",
         "Failure rate (0..1) over the breaker's current window"
     );
+    metrics::describe_gauge!(
+        "circuit_breaker_failure_rate_threshold",
+        "The failure rate (0..1) at which the breaker trips, as configured"
+    );
     metrics::describe_counter!("retry_attempts_total", "Attempts by outcome");
     metrics::describe_counter!(
         "retry_budget_exhausted_total",
@@ -48,6 +52,13 @@ pub fn describe() {
     }
     metrics::counter!("retry_budget_exhausted_total", "dependency" => DEPENDENCY).increment(0);
     metrics::counter!("bulkhead_rejected_total", "dependency" => DEPENDENCY).increment(0);
+}
+
+/// Exports the configured trip threshold, so that dashboards draw the failure rate against the
+/// value in force rather than a copy of the default.
+pub fn thresholds(config: &resilience::breaker::BreakerConfig) {
+    metrics::gauge!("circuit_breaker_failure_rate_threshold", "dependency" => DEPENDENCY)
+        .set(config.failure_rate_threshold);
 }
 
 fn set_state(current: State) {

@@ -304,6 +304,15 @@ async fn the_design_series_are_exported() {
         &[("dependency", "payment"), ("outcome", "success")],
     );
     has("circuit_breaker_failure_rate", &[("dependency", "payment")]);
+    assert_eq!(
+        crate::helpers::sample(
+            &metrics,
+            "circuit_breaker_failure_rate_threshold",
+            &[("dependency", "payment")]
+        ),
+        Some(0.5),
+        "the configured trip threshold (--breaker-failure-rate's default)"
+    );
     has(
         "retry_attempts_total",
         &[("dependency", "payment"), ("outcome", "success")],
