@@ -101,6 +101,7 @@ impl Loadgen {
         let readiness = telemetry::ops::Readiness::new();
         readiness.set(true);
         let router = telemetry::ops::router(prometheus, readiness);
+        tracing::info!(%metrics_addr, "loadgen.listening");
         let metrics_server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
                 tracing::error!(error = %error, "loadgen.metrics_failed");
