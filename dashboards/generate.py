@@ -465,11 +465,12 @@ RESILIENCE = dashboard(
         ), 8, 8),
         (timeseries(
             "Payment backlog",
-            "Orders not yet charged (left) and the age of the oldest (right). Healthy: 0. An "
+            "Orders not yet charged (left) and the age of the oldest (right); every order "
+            "replica on a shared store reports the same backlog, hence max. Healthy: 0. An "
             "outage: both grow; after the heal the reconciler drains the backlog (at "
             "--reconcile-max-rate, as the breaker allows) and both fall back to 0.",
             targets(
-                (f"sum(order_payment_backlog{{{ORDER}}})", "orders waiting"),
+                (f"max(order_payment_backlog{{{ORDER}}})", "orders waiting"),
                 (f"max(order_payment_oldest_pending_seconds{{{ORDER}}})", "oldest waiting"),
             ),
             "short", overrides=[right_axis("oldest waiting", "s")],
