@@ -1,0 +1,124 @@
+//! The harness of Stormproof's end-to-end tests: the workspace's own binaries started as
+//! processes on 127.0.0.1, a real Prometheus and Alertmanager started with the repo's configs,
+//! and enough PromQL reading to name what each dashboard panel and rule depends on.
+//!
+//! - [`binary`] finds `order`, `payment` and `loadgen` in the target directory
+//!   (`cargo nextest run --workspace` builds them);
+//! - [`Stack`] runs payment and order with their admin APIs on;
+//! - [`monitoring::Prometheus`] and [`monitoring::Alertmanager`] run the Debian (or upstream)
+//!   binaries against a copy of `prometheus/` whose targets point at the stack;
+//! - [`promql::dependencies`] lists the selectors and grouping labels of an expression.
+
+pub mod monitoring;
+pub mod promql;
+
+use std::path::{Path, PathBuf};
+
+use telemetry::testing::Process;
+
+/// The admin token the stack's processes are started with.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ is inside the repository")
+        .to_owned()
+}
+
+/// One of the workspace's binaries, next to the running test in the target directory.
+pub fn binary(name: &str) -> String {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from <target>/<profile>/deps/");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo nextest run --workspace`, which builds every binary",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// The first of `names` found on PATH.
+pub fn tool(names: &[&str]) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "none of {names:?} is on PATH: install Debian's prometheus and \
+                 prometheus-alertmanager (apt-get install prometheus prometheus-alertmanager; \
+                 .ci/run and `task up` do it)"
+            )
+        })
+}
+
+/// A port free on 127.0.0.1 now, for the processes that cannot report the port they bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// Payment and order as processes on 127.0.0.1:0, with their admin APIs on, state in a
+/// temporary directory and tracing off.
+pub struct Stack {
+    pub payment: Process,
+    pub order: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts both; `order_flags` are added to order's command line.
+    pub async fn start(order_flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = [("ADMIN_TOKEN", ADMIN_TOKEN)];
+        let payment_db = format!("sqlite://{}", dir.path().join("payment.db").display());
+        let payment = Process::start(
+            &binary("payment"),
+            &["--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"],
+            &[env[0], ("PAYMENT_DATABASE_URL", &payment_db)],
+        )
+        .await
+        .expect("payment starts");
+        let payment_url = format!("http://{}", payment.addr("grpc_addr"));
+        let order_db = format!("sqlite://{}", dir.path().join("order.db").display());
+        let mut args = vec![
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--ops-addr",
+            "127.0.0.1:0",
+            "--payment-url",
+            &payment_url,
+            "--database-url",
+            &order_db,
+        ];
+        args.extend_from_slice(order_flags);
+        let order = Process::start(&binary("order"), &args, &env)
+            .await
+            .expect("order starts");
+        Self {
+            payment,
+            order,
+            _dir: dir,
+        }
+    }
+
+    /// `http://host:port` of a bound address of order (`http_addr`, `ops_addr`, ...).
+    pub fn order_url(&self, field: &str) -> String {
+        format!("http://{}", self.order.addr(field))
+    }
+
+    /// `http://host:port` of a bound address of payment.
+    pub fn payment_url(&self, field: &str) -> String {
+        format!("http://{}", self.payment.addr(field))
+    }
+}
