@@ -18,15 +18,22 @@ use tonic::transport::Channel;
 /// How long one call may take before the client gives up (far above any deadline in play).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Clients connected to one gRPC server.
+/// Clients connected to one gRPC server, and the processes that serve it (whose CPU time a run
+/// measures).
 #[derive(Debug, Clone)]
 pub struct Clients {
     clients: Vec<OrderServiceClient<Channel>>,
+    servers: Vec<u32>,
 }
 
 impl Clients {
-    /// Opens the connections `concurrency` tasks will share.
-    pub async fn connect(grpc_addr: &str, concurrency: usize) -> anyhow::Result<Self> {
+    /// Opens the connections `concurrency` tasks will share; `servers` are the process ids
+    /// that do the serving (order and payment, or the echo server).
+    pub async fn connect(
+        grpc_addr: &str,
+        concurrency: usize,
+        servers: Vec<u32>,
+    ) -> anyhow::Result<Self> {
         let connections = concurrency.div_ceil(32).clamp(1, 8);
         let mut clients = Vec::with_capacity(connections);
         for _ in 0..connections {
@@ -37,8 +44,32 @@ impl Clients {
                 .with_context(|| format!("cannot connect to {grpc_addr}"))?;
             clients.push(OrderServiceClient::new(channel));
         }
-        Ok(Self { clients })
+        Ok(Self { clients, servers })
     }
+
+    /// CPU time the serving processes have used so far (user + system), from `/proc`.
+    fn server_cpu(&self) -> Duration {
+        self.servers.iter().map(|pid| cpu_time(*pid)).sum()
+    }
+}
+
+/// User + system CPU time of a process, from `/proc/<pid>/stat` (in USER_HZ ticks, 100 a
+/// second on Linux); zero if it cannot be read.
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // The command name may hold spaces; the fields after it are plain.
+    let Some((_, after_name)) = stat.rsplit_once(')') else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    Duration::from_millis(fields.iter().sum::<u64>() * 10)
 }
 
 /// What one run measured.
@@ -56,12 +87,24 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Latency of every OK call, in microseconds, sorted.
     pub latencies_us: Vec<u32>,
+    /// CPU time the serving processes used during the run.
+    pub server_cpu: Duration,
 }
 
 impl Outcome {
     /// OK answers per second.
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// CPU cores the serving processes kept busy on average.
+    pub fn server_cores(&self) -> f64 {
+        self.server_cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// Server CPU time per OK call.
+    pub fn cpu_per_call(&self) -> Option<Duration> {
+        (self.ok > 0).then(|| self.server_cpu / u32::try_from(self.ok).unwrap_or(u32::MAX))
     }
 
     /// The latency at quantile `q` (0..=1) of OK calls, nearest rank.
@@ -87,6 +130,7 @@ impl Outcome {
                 *merged.errors.entry(code.clone()).or_default() += count;
             }
             merged.elapsed += run.elapsed;
+            merged.server_cpu += run.server_cpu;
             merged.latencies_us.extend_from_slice(&run.latencies_us);
         }
         merged.latencies_us.sort_unstable();
@@ -96,6 +140,7 @@ impl Outcome {
 
 /// Runs `concurrency` closed loops of `PlaceOrder` against `clients` for `duration`.
 pub async fn drive(clients: &Clients, concurrency: usize, duration: Duration) -> Outcome {
+    let cpu_before = clients.server_cpu();
     let start = Instant::now();
     let end = start + duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -153,6 +198,7 @@ pub async fn drive(clients: &Clients, concurrency: usize, duration: Duration) ->
     let elapsed = start.elapsed();
     let mut outcome = Outcome::merge(&runs);
     outcome.elapsed = elapsed;
+    outcome.server_cpu = clients.server_cpu().saturating_sub(cpu_before);
     outcome
 }
 
@@ -183,5 +229,6 @@ mod tests {
         assert_eq!((merged.ok, merged.errors["Unavailable"]), (5, 1));
         assert!((merged.rate() - 2.5).abs() < 1e-9);
         assert_eq!(Outcome::default().quantile(0.5), None);
+        assert_eq!(Outcome::default().cpu_per_call(), None);
     }
 }

@@ -68,7 +68,8 @@ struct Args {
     #[arg(long)]
     write: Option<PathBuf>,
 
-    /// Record one more run of order at `--concurrency` with `perf record -g` into this file.
+    /// Record one more run of order at `--concurrency` with `perf record` (DWARF call graphs)
+    /// into this file.
     #[arg(long)]
     perf_record: Option<PathBuf>,
 
@@ -166,7 +167,12 @@ impl Stack {
         .concat();
         env.extend(order_env.iter().cloned());
         let order = Service::start("order", &binaries.order, &order_args, &env, dir.path()).await?;
-        let clients = Clients::connect(&order.addr("grpc_addr")?, concurrency).await?;
+        let clients = Clients::connect(
+            &order.addr("grpc_addr")?,
+            concurrency,
+            vec![order.pid(), payment.pid()],
+        )
+        .await?;
         Ok(Self {
             order_admin: Admin::new(&order.addr("ops_addr")?, token),
             payment_admin: Admin::new(&payment.addr("ops_addr")?, token),
@@ -219,7 +225,8 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         &fast_dir,
     )
     .await?;
-    let echo_clients = Clients::connect(&echo.addr("grpc_addr")?, args.concurrency).await?;
+    let echo_clients =
+        Clients::connect(&echo.addr("grpc_addr")?, args.concurrency, vec![echo.pid()]).await?;
     let full = Telemetry::Full {
         endpoint: sink.endpoint(),
     };
@@ -263,7 +270,15 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     on.check_alive()?;
     off.check_alive()?;
     disk.check_alive()?;
-    let spans = sink.spans() - spans_before;
+    let spans = sink
+        .spans()
+        .into_iter()
+        .map(|(name, count)| {
+            let before = spans_before.get(&name).copied().unwrap_or_default();
+            (name, count - before)
+        })
+        .filter(|(_, count)| *count > 0)
+        .collect();
     let [echo_runs, on_runs, off_runs, disk_runs] = rounds;
     let throughput = Throughput {
         concurrency: args.concurrency,
@@ -292,8 +307,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     // 5: scaling, order against echo at each step, and order's memory.
     let mut scaling = Vec::new();
     for concurrency in SCALING {
-        let order_clients = Clients::connect(&on.order.addr("grpc_addr")?, concurrency).await?;
-        let echo_clients = Clients::connect(&echo.addr("grpc_addr")?, concurrency).await?;
+        let order_clients = Clients::connect(
+            &on.order.addr("grpc_addr")?,
+            concurrency,
+            vec![on.order.pid(), on.payment.pid()],
+        )
+        .await?;
+        let echo_clients =
+            Clients::connect(&echo.addr("grpc_addr")?, concurrency, vec![echo.pid()]).await?;
         eprintln!("bench: scaling at {concurrency}");
         let echo_run = load::drive(&echo_clients, concurrency, duration).await;
         let order_run = load::drive(&order_clients, concurrency, duration).await;
@@ -421,7 +442,7 @@ async fn fail_fast(
     })
 }
 
-/// `perf record -g` of `pid` while order is under load.
+/// `perf record` of `pid` while order is under load.
 async fn perf_record(
     path: &std::path::Path,
     pid: u32,
@@ -430,7 +451,10 @@ async fn perf_record(
     duration: Duration,
 ) -> anyhow::Result<()> {
     let mut perf = tokio::process::Command::new("perf")
-        .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+        // The release profile keeps no frame pointers: unwind from DWARF (line tables are on).
+        .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-p"])
+        .arg(pid.to_string())
+        .arg("-o")
         .arg(path)
         .args(["--", "sleep", &duration.as_secs().max(1).to_string()])
         .stdout(std::process::Stdio::null())

@@ -110,8 +110,8 @@ pub struct Throughput {
     pub on: Vec<Outcome>,
     pub off: Vec<Outcome>,
     pub disk: Vec<Outcome>,
-    /// Spans the sink received during the rounds.
-    pub spans: u64,
+    /// Spans the sink received during the rounds, by `service: span name`.
+    pub spans: BTreeMap<String, u64>,
 }
 
 /// Item 5: one step of the ladder.
@@ -356,9 +356,9 @@ impl Report {
         writeln!(out)?;
         writeln!(
             out,
-            "| subject | calls/s | per round | confirmed | errors | p50 | p99 | ratio |"
+            "| subject | calls/s | per round | confirmed | errors | p50 | p99 | server CPU | CPU per call | ratio |"
         )?;
-        writeln!(out, "|---|---|---|---|---|---|---|---|")?;
+        writeln!(out, "|---|---|---|---|---|---|---|---|---|---|")?;
         let rows: [(&str, &Outcome, &[Outcome], String); 4] = [
             ("echo: bare tonic server", &echo, &t.echo, "1.00".to_owned()),
             (
@@ -389,12 +389,14 @@ impl Report {
             };
             writeln!(
                 out,
-                "| {name} | {} | {} | {confirmed} | {} | {} | {} | {ratio} |",
+                "| {name} | {} | {} | {confirmed} | {} | {} | {} | {:.2} cores | {} | {ratio} |",
                 count(merged.rate()),
                 per_round.join(" / "),
                 errors(merged),
                 latency(merged.quantile(0.5)),
                 latency(merged.quantile(0.99)),
+                merged.server_cores(),
+                latency(merged.cpu_per_call()),
             )?;
         }
         writeln!(out)?;
@@ -404,18 +406,27 @@ impl Report {
             round_range(&t.on, &t.echo),
             met(vs_echo >= 0.5)
         )?;
+        let spans: u64 = t.spans.values().sum();
+        let placed = (on.ok + disk.ok).max(1) as f64;
+        let mut by_name: Vec<_> = t.spans.iter().collect();
+        by_name.sort_by(|a, b| b.1.cmp(a.1));
+        let by_name: Vec<String> = by_name
+            .iter()
+            .map(|(name, count)| format!("{name} {:.1}", **count as f64 / placed))
+            .collect();
         writeln!(
             out,
             "- **Telemetry costs {:.1} % of throughput** (on / off = {:.2}, per round {}); goal \
              ≤ 5 %: {}. Off is `OTEL_SDK_DISABLED=true` and `OTEL_METRICS_EXPORTER=none` on \
              both services; logs stay on in both. The sink received {} spans from the two \
-             stacks with telemetry on during the rounds ({:.1} per order they placed).",
+             stacks with telemetry on during the rounds, {:.1} per order they placed: {}.",
             loss * 100.0,
             on.rate() / off.rate().max(f64::EPSILON),
             round_range(&t.on, &t.off),
             met(loss <= 0.05),
-            count(t.spans as f64),
-            t.spans as f64 / (on.ok + disk.ok).max(1) as f64
+            count(spans as f64),
+            spans as f64 / placed,
+            by_name.join(", ")
         )?;
         writeln!(
             out,
@@ -511,13 +522,13 @@ impl Report {
         writeln!(out)?;
         writeln!(
             out,
-            "| concurrent calls | order calls/s | echo calls/s | order / echo | confirmed | errors | p50 | p99 | order RSS | order peak RSS |"
+            "| concurrent calls | order calls/s | echo calls/s | order / echo | confirmed | errors | p50 | p99 | order + payment CPU | echo CPU | order RSS | order peak RSS |"
         )?;
-        writeln!(out, "|---|---|---|---|---|---|---|---|---|---|")?;
+        writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
         for step in &self.scaling {
             writeln!(
                 out,
-                "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.1} MiB | {:.1} MiB |",
+                "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.2} cores | {:.2} cores | {:.1} MiB | {:.1} MiB |",
                 step.concurrency,
                 count(step.order.rate()),
                 count(step.echo.rate()),
@@ -526,6 +537,8 @@ impl Report {
                 errors(&step.order),
                 latency(step.order.quantile(0.5)),
                 latency(step.order.quantile(0.99)),
+                step.order.server_cores(),
+                step.echo.server_cores(),
                 step.rss_kib as f64 / 1024.0,
                 step.peak_kib as f64 / 1024.0,
             )?;
@@ -533,10 +546,13 @@ impl Report {
         writeln!(out)?;
         writeln!(
             out,
-            "RSS is `VmRSS` of the order process from `/proc/<pid>/status` after the step, peak \
-             RSS its `VmHWM` (since start). The steps run in this order on one process. A call \
+            "CPU is the user + system time of the serving processes (`/proc/<pid>/stat`) over \
+             the run's wall time: what they kept busy of the machine's {} CPUs. RSS is `VmRSS` \
+             of the order process from `/proc/<pid>/status` after the step, peak RSS its \
+             `VmHWM` (since start). The steps run in this order on one process. A call \
              that is not confirmed was accepted through the fallback (bulkhead full: 64 calls \
-             to payment at once) or shed (RESOURCE_EXHAUSTED, the adaptive limit)."
+             to payment at once) or shed (RESOURCE_EXHAUSTED, the adaptive limit).",
+            m.cpus
         )?;
         writeln!(out)?;
 

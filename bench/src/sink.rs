@@ -1,23 +1,26 @@
-//! A stand-in OTLP/gRPC collector that counts the spans it receives and keeps none, so that
+//! A stand-in OTLP/gRPC collector that counts the spans it receives by name and keeps none, so that
 //! "tracing on" means spans really exported over the network, as in production, and the
 //! bench can say how many arrived. It runs on a runtime of its own, on its own thread, so that
 //! it never queues behind the load driver's tasks.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
 };
 
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-    trace_service_server::{TraceService, TraceServiceServer},
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::any_value::Value,
 };
 
 /// The running sink; it stops with the process.
 #[derive(Debug, Clone)]
 pub struct Sink {
     endpoint: String,
-    spans: Arc<AtomicU64>,
+    spans: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl Sink {
@@ -26,7 +29,7 @@ impl Sink {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let endpoint = format!("http://{}", listener.local_addr()?);
-        let spans = Arc::new(AtomicU64::new(0));
+        let spans = Arc::new(Mutex::new(BTreeMap::new()));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -57,13 +60,16 @@ impl Sink {
         &self.endpoint
     }
 
-    /// Spans received so far.
-    pub fn spans(&self) -> u64 {
-        self.spans.load(Ordering::Relaxed)
+    /// Spans received so far, by service and span name.
+    pub fn spans(&self) -> BTreeMap<String, u64> {
+        self.spans
+            .lock()
+            .map(|spans| spans.clone())
+            .unwrap_or_default()
     }
 }
 
-struct Counter(Arc<AtomicU64>);
+struct Counter(Arc<Mutex<BTreeMap<String, u64>>>);
 
 #[tonic::async_trait]
 impl TraceService for Counter {
@@ -71,14 +77,30 @@ impl TraceService for Counter {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans: usize = request
-            .get_ref()
-            .resource_spans
-            .iter()
-            .flat_map(|resource| &resource.scope_spans)
-            .map(|scope| scope.spans.len())
-            .sum();
-        self.0.fetch_add(spans as u64, Ordering::Relaxed);
+        let mut received = BTreeMap::<String, u64>::new();
+        for resource in &request.get_ref().resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|resource| &resource.attributes)
+                .find(|attribute| attribute.key == "service.name")
+                .and_then(|attribute| attribute.value.as_ref())
+                .and_then(|value| match &value.value {
+                    Some(Value::StringValue(name)) => Some(name.as_str()),
+                    _ => None,
+                })
+                .unwrap_or("?");
+            for span in resource.scope_spans.iter().flat_map(|scope| &scope.spans) {
+                *received
+                    .entry(format!("{service}: {}", span.name))
+                    .or_default() += 1;
+            }
+        }
+        if let Ok(mut spans) = self.0.lock() {
+            for (name, count) in received {
+                *spans.entry(name).or_default() += count;
+            }
+        }
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
