@@ -338,6 +338,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let breaker = report::read_criterion(binaries.target_dir());
 
     let report = Report {
+        profile: binaries.profile(),
         machine_before,
         machine_after: report::Machine::read(),
         throughput,

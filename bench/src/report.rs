@@ -228,6 +228,8 @@ pub fn read_criterion(target: Option<&Path>) -> Option<Breaker> {
 /// Everything one run measured.
 #[derive(Debug)]
 pub struct Report {
+    /// The cargo profile the binaries were built in (`release`).
+    pub profile: String,
     pub machine_before: Machine,
     pub machine_after: Machine,
     pub throughput: Throughput,
@@ -326,7 +328,7 @@ impl Report {
         writeln!(out)?;
         writeln!(
             out,
-            "Measured on {}: {} × {}, clock source `{}`, {}, {}, release profile; load average \
+            "Measured on {}: {} × {}, clock source `{}`, {}, {}, `{}` profile; load average \
              {} before the run and {} after.",
             m.date,
             m.cpus,
@@ -334,6 +336,7 @@ impl Report {
             m.clocksource,
             m.kernel,
             m.rustc,
+            self.profile,
             m.load,
             self.machine_after.load
         )?;
@@ -509,8 +512,24 @@ impl Report {
              by real calls (slow-call rule) and stays open for the run (`BREAKER_WAIT=60s`); the \
              adaptive limit's latency threshold and the reconciler's interval are set to an \
              hour so that neither sheds nor competes for the bulkhead: the comparison is the \
-             breaker's alone. Every call is answered OK as PAYMENT_PENDING (the fallback)."
+             breaker's alone."
         )?;
+        let runs = [
+            &f.open_alone,
+            &f.open,
+            &f.hanging_alone,
+            &f.hanging,
+            &f.refusing,
+        ];
+        if runs
+            .iter()
+            .all(|run| run.errors.is_empty() && run.payment_pending == run.ok)
+        {
+            writeln!(
+                out,
+                "- Every call was answered OK, as PAYMENT_PENDING: the fallback kept each order."
+            )?;
+        }
         writeln!(out)?;
 
         // 5.

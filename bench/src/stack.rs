@@ -81,6 +81,14 @@ impl Binaries {
         })
     }
 
+    /// The cargo profile these binaries were built in: the name of their directory.
+    pub fn profile(&self) -> String {
+        self.bench.parent().and_then(Path::file_name).map_or_else(
+            || "unknown".to_owned(),
+            |name| name.to_string_lossy().into_owned(),
+        )
+    }
+
     /// The target directory (`…/target`), for criterion's output.
     pub fn target_dir(&self) -> Option<&Path> {
         self.bench.parent()?.parent()
