@@ -17,7 +17,7 @@ trap cleanup EXIT
 
 export OTEL_SDK_DISABLED=true RUST_LOG=warn
 taskset -c 1 "$bin/payment" --grpc-addr 127.0.0.1:25052 --ops-addr 127.0.0.1:25465 \
-    --database-path "$work/payment.db" >"$work/payment.log" 2>&1 &
+    --database-url "sqlite://$work/payment.db" >"$work/payment.log" 2>&1 &
 pids+=($!)
 taskset -c 1 "$bin/order" --grpc-addr 127.0.0.1:25051 --http-addr 127.0.0.1:28080 \
     --ops-addr 127.0.0.1:25464 --payment-url http://127.0.0.1:25052 \
