@@ -3,9 +3,11 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use certs::load::{CertificateFile, KeyFile};
 use clap::Parser;
 use secrecy::SecretString;
 use telemetry::TelemetryArgs;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::{
     faults::{FaultSettings, Preset},
@@ -45,11 +47,94 @@ pub struct Config {
     pub shutdown_grace: Duration,
 
     #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
     pub faults: FaultArgs,
 
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
+
+/// TLS on the gRPC listener. Off by default (plaintext, for the local stack); with a
+/// certificate and key it serves TLS, and with a client CA as well it requires every client to
+/// present a certificate signed by that CA (mutual TLS). The files are read and checked at
+/// start-up: a missing or bad one is a usage error (exit 64) naming the flag and the path.
+/// The ops listener stays plaintext (probes, Prometheus).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "TLS (gRPC listener)")]
+pub struct TlsArgs {
+    /// Server certificate (PEM; the leaf first, then any intermediates).
+    #[arg(long, env = "PAYMENT_TLS_CERT", value_name = "PATH", requires = "tls_key", value_parser = certs::load::certificates)]
+    pub tls_cert: Option<CertificateFile>,
+    /// The server certificate's private key (PEM).
+    #[arg(long, env = "PAYMENT_TLS_KEY", value_name = "PATH", requires = "tls_cert", value_parser = certs::load::private_key)]
+    pub tls_key: Option<KeyFile>,
+    /// CA certificate(s) (PEM) client certificates must be signed by; when set, a client
+    /// without such a certificate is refused during the handshake.
+    #[arg(long, env = "PAYMENT_TLS_CLIENT_CA", value_name = "PATH", requires = "tls_cert", value_parser = certs::load::ca_certificates)]
+    pub tls_client_ca: Option<CertificateFile>,
+}
+
+/// What the gRPC listener speaks, for the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plaintext HTTP/2.
+    Off,
+    /// TLS; clients are not asked for certificates.
+    Tls,
+    /// TLS, and every client must present a certificate signed by the client CA.
+    Mutual,
+}
+
+impl TlsMode {
+    /// The log value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Off => "off",
+            TlsMode::Tls => "tls",
+            TlsMode::Mutual => "mtls",
+        }
+    }
+}
+
+impl TlsArgs {
+    /// What the listener will speak.
+    pub fn mode(&self) -> TlsMode {
+        match (&self.tls_cert, &self.tls_client_ca) {
+            (None, _) => TlsMode::Off,
+            (Some(_), None) => TlsMode::Tls,
+            (Some(_), Some(_)) => TlsMode::Mutual,
+        }
+    }
+
+    /// tonic's server TLS settings, or `None` for plaintext. Checks that the key belongs to
+    /// the certificate; the message names both flags and paths.
+    pub fn server_tls(&self) -> Result<Option<ServerTlsConfig>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        certs::load::check_identity(cert, key).map_err(|error| {
+            format!(
+                "--tls-key (PAYMENT_TLS_KEY) {} and --tls-cert (PAYMENT_TLS_CERT) {}: {error}",
+                key.path().display(),
+                cert.path().display()
+            )
+        })?;
+        let mut tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(cert.pem(), key.pem()))
+            // A client that opens a connection and never finishes the handshake holds a
+            // socket, not a worker: tonic shakes hands in its own tasks. Still, bound it.
+            .timeout(HANDSHAKE_TIMEOUT);
+        if let Some(ca) = &self.tls_client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(ca.pem()));
+        }
+        Ok(Some(tls))
+    }
+}
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The faults in force at start; `PUT /admin/faults` changes them live.
 #[derive(Debug, Clone, clap::Args)]

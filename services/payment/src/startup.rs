@@ -16,6 +16,7 @@ use telemetry::{
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Server, ServerTlsConfig};
 
 use crate::{
     admin,
@@ -40,6 +41,10 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS files do not make a usable server configuration (a key that is not the
+    /// certificate's, say).
+    #[error("invalid TLS settings: {0}")]
+    Tls(String),
     /// The reflection service could not be built from the descriptor sets.
     #[error("cannot build gRPC reflection")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -56,12 +61,13 @@ pub struct Application {
     ledger: Ledger,
     faults: Arc<Faults>,
     config: Config,
+    tls: Option<ServerTlsConfig>,
     prometheus: PrometheusHandle,
     readiness: Readiness,
 }
 
 impl Application {
-    /// Opens the ledger and binds the gRPC and ops listeners.
+    /// Checks the TLS settings, opens the ledger and binds the gRPC and ops listeners.
     ///
     /// `faults` are the settings at start (the flags, already validated).
     pub async fn build(
@@ -70,6 +76,13 @@ impl Application {
         prometheus: PrometheusHandle,
     ) -> Result<Self, StartupError> {
         metrics::describe();
+        let tls = config.tls.server_tls().map_err(StartupError::Tls)?;
+        if let Some(tls) = &tls {
+            // rustls builds its config here: a problem shows now, before anything is bound.
+            Server::builder()
+                .tls_config(tls.clone())
+                .map_err(|error| StartupError::Tls(error_chain(&error)))?;
+        }
         let ledger = Ledger::connect(&config.database_url).await?;
         let grpc = bind(config.grpc_addr).await?;
         let ops = bind(config.ops_addr).await?;
@@ -79,6 +92,7 @@ impl Application {
             ledger,
             faults: Arc::new(Faults::new(faults)),
             config,
+            tls,
             prometheus,
             readiness: Readiness::new(),
         })
@@ -121,7 +135,13 @@ impl Application {
         let api = PaymentApi::new(self.ledger.clone(), self.faults.clone());
 
         let mut servers = Servers::new();
-        let grpc = tonic::transport::Server::builder()
+        let mut grpc = Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            grpc = grpc
+                .tls_config(tls)
+                .map_err(|error| StartupError::Tls(error_chain(&error)))?;
+        }
+        let grpc = grpc
             .layer(GrpcServerLayer::new())
             .add_service(health)
             .add_service(reflection)
@@ -138,7 +158,13 @@ impl Application {
         servers.spawn("ops", async move { ops.await });
 
         self.readiness.set(true);
-        tracing::info!(%grpc_addr, %ops_addr, admin = self.config.admin_token.is_some(), "payment.listening");
+        tracing::info!(
+            %grpc_addr,
+            %ops_addr,
+            tls = self.config.tls.mode().as_str(),
+            admin = self.config.admin_token.is_some(),
+            "payment.listening"
+        );
 
         let readiness = self.readiness.clone();
         let served = servers
@@ -152,6 +178,18 @@ impl Application {
         self.ledger.close().await;
         Ok(served?)
     }
+}
+
+/// tonic's transport error says little at the top; its sources say what rustls refused.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {

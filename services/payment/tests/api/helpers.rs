@@ -6,6 +6,7 @@ use contracts::payment::v1::{self as pb, payment_service_client::PaymentServiceC
 use secrecy::SecretString;
 use stormproof_payment::{
     Application, Config,
+    config::TlsArgs,
     faults::{FaultSettings, Faults},
     ledger::{DatabaseUrl, Ledger},
 };
@@ -53,6 +54,19 @@ pub async fn spawn_app_on(database: &Path, admin_token: Option<&str>) -> TestApp
 
 /// A payment service on the ledger at `url` (a SQLite file or a PostgreSQL database).
 pub async fn spawn_app_at(url: &DatabaseUrl, admin_token: Option<&str>) -> TestApp {
+    spawn(url, admin_token, None).await
+}
+
+/// A payment service whose gRPC listener speaks TLS as `tls` says, on a fresh ledger.
+pub async fn spawn_app_with_tls(tls: TlsArgs) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let url = DatabaseUrl::Sqlite(dir.path().join("payment.db"));
+    let mut app = spawn(&url, Some(ADMIN_TOKEN), Some(tls)).await;
+    app._dir = Some(dir);
+    app
+}
+
+async fn spawn(url: &DatabaseUrl, admin_token: Option<&str>, tls: Option<TlsArgs>) -> TestApp {
     let guard = init_telemetry(None);
     let mut config =
         <Config as clap::Parser>::try_parse_from(["payment"]).expect("the defaults parse");
@@ -60,6 +74,9 @@ pub async fn spawn_app_at(url: &DatabaseUrl, admin_token: Option<&str>) -> TestA
     config.ops_addr = "127.0.0.1:0".parse().expect("address");
     config.database_url = url.clone();
     config.admin_token = admin_token.map(|token| SecretString::from(token.to_owned()));
+    if let Some(tls) = tls {
+        config.tls = tls;
+    }
     let app = Application::build(config, FaultSettings::default(), guard.prometheus())
         .await
         .expect("payment starts");

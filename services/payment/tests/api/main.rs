@@ -10,3 +10,4 @@ mod ledger;
 mod observability;
 mod postgres;
 mod shutdown;
+mod tls;
