@@ -6,7 +6,7 @@ plugin's options and field config, the Prometheus query) and encoded again: a ke
 does not know is dropped on the way, and the test names it. The queries themselves are proven
 against a live Prometheus by the e2e tests (e2e/tests/observability.rs).
 
-    pip install -r dashboards/requirements.txt
+    scripts/install-deps python   # the venv with grafana-foundation-sdk
     python3 -m unittest discover -s dashboards -p 'test_*.py'
 """
 import json

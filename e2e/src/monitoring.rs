@@ -113,7 +113,8 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// `targets`: job name → `host:port`, written to `targets/<job>.yml`.
+    /// `targets`: job name → `host:port`, written to `targets/<job>.yml`; the other jobs of
+    /// `prometheus/targets/` get an empty target list.
     pub async fn start(targets: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_dir = dir.path().join("prometheus");
@@ -169,6 +170,12 @@ impl Prometheus {
                 _dir: dir,
             }
         };
+        // Every target file the config names exists; the jobs not given have no target.
+        for entry in std::fs::read_dir(source.join("targets")).expect("targets") {
+            let name = entry.expect("target file").file_name();
+            std::fs::write(prometheus.config_dir.join("targets").join(name), "[]\n")
+                .expect("write targets");
+        }
         for (job, address) in targets {
             prometheus.set_target(job, address);
         }
