@@ -9,8 +9,12 @@
 //!   binaries against a copy of `prometheus/` whose targets point at the stack;
 //! - [`promql::dependencies`] lists the selectors and grouping labels of an expression.
 
+pub mod chaos;
+pub mod ledger;
 pub mod monitoring;
 pub mod promql;
+pub mod proxy;
+pub mod reliability;
 
 use std::path::{Path, PathBuf};
 
