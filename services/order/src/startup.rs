@@ -158,9 +158,13 @@ impl Application {
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), servers.stopping());
         servers.spawn("grpc", grpc);
 
-        let api = axum::serve(self.http, http::router(self.app.clone(), limit))
-            .with_graceful_shutdown(servers.stopping());
-        servers.spawn("http", async move { api.await });
+        // http::serve, not axum::serve: it bounds header size, header time and connections.
+        let api = http::serve(
+            self.http,
+            http::router(self.app.clone(), limit),
+            servers.stopping(),
+        );
+        servers.spawn("http", api);
 
         let mut ops = telemetry::ops::router(self.prometheus.clone(), self.readiness.clone());
         if let Some(admin_token) = self.config.admin_token.clone() {

@@ -6,6 +6,7 @@
 mod json;
 mod orders;
 mod products;
+mod serve;
 
 use axum::{
     Router,
@@ -18,8 +19,14 @@ use telemetry::{http::HttpServerLayer, ops::problem};
 
 use crate::app::{App, AppError};
 
+pub use serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_HEADERS, serve};
+
 /// The largest request body accepted; more is answered 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A request body must arrive whole within this long of the handler starting to read it;
+/// a slower one (a slow-POST attack, or a client that stalled) is answered 408.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The API's routes over `app`, behind `limit` (shed requests are still traced and measured).
 pub fn router(app: App, limit: LimitLayer) -> Router {

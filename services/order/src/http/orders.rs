@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use telemetry::ops::problem;
 use tokio::time::Instant;
 
-use super::{BODY_LIMIT, json};
+use super::{BODY_LIMIT, BODY_READ_TIMEOUT, json};
 use crate::{
     app::{App, AppError, Placed},
     domain::{FieldViolation, OrderStatus},
@@ -36,12 +36,25 @@ pub(super) async fn place(State(app): State<App>, headers: HeaderMap, body: Body
             &[] as &[()],
         );
     }
-    let Some(bytes) = read_limited(body).await else {
-        return problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the body must be at most {} KiB", BODY_LIMIT / 1024),
-            &[] as &[()],
-        );
+    let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, read_limited(body)).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body must be at most {} KiB", BODY_LIMIT / 1024),
+                &[] as &[()],
+            );
+        }
+        Err(_) => {
+            return problem(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+                &[] as &[()],
+            );
+        }
     };
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(value) => value,
