@@ -4,6 +4,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use certs::load::{CertificateFile, KeyFile};
 use clap::Parser;
 use resilience::{
     breaker::{BreakerConfig, SlidingWindow},
@@ -15,7 +16,10 @@ use resilience::{
 use secrecy::SecretString;
 use telemetry::TelemetryArgs;
 
-use crate::{payment::PaymentPolicy, reconciler::ReconcilerConfig};
+use crate::{
+    payment::{PaymentPolicy, PaymentTls},
+    reconciler::ReconcilerConfig,
+};
 
 /// Order service: takes orders whatever payment does, and charges each exactly once.
 #[derive(Debug, Clone, Parser)]
@@ -43,7 +47,7 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// Payment's gRPC endpoint.
+    /// Payment's gRPC endpoint. `https://` turns TLS on (and needs --payment-tls-ca).
     #[arg(long, env = "PAYMENT_URL", default_value = "http://127.0.0.1:50052")]
     pub payment_url: String,
 
@@ -61,6 +65,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub payment: PaymentArgs,
+
+    #[command(flatten)]
+    pub payment_tls: PaymentTlsArgs,
 
     #[command(flatten)]
     pub reconciler: ReconcilerArgs,
@@ -135,6 +142,76 @@ pub struct PaymentArgs {
     /// How long a call may wait for a free slot.
     #[arg(long, env = "BULKHEAD_MAX_WAIT", default_value = "0ms", value_parser = humantime::parse_duration)]
     pub bulkhead_max_wait: Duration,
+}
+
+/// TLS to payment, on when --payment-url is `https://`. The variables are `ORDER_PAYMENT_TLS_*`,
+/// not `PAYMENT_TLS_*`, which are payment's own server files: an environment shared by both
+/// (a `.env`, a ConfigMap) cannot hand one the other's key. The files are read and checked at
+/// start-up: a missing or bad one is a usage error (exit 64) naming the flag and the path.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Calling payment over TLS")]
+pub struct PaymentTlsArgs {
+    /// CA certificate(s) (PEM) payment's server certificate must be signed by. Needed with an
+    /// `https://` --payment-url: order trusts no CA by default.
+    #[arg(long, env = "ORDER_PAYMENT_TLS_CA", value_name = "PATH", value_parser = certs::load::ca_certificates)]
+    pub payment_tls_ca: Option<CertificateFile>,
+    /// Order's client certificate (PEM), presented to payment (mutual TLS).
+    #[arg(long, env = "ORDER_PAYMENT_TLS_CERT", value_name = "PATH", requires_all = ["payment_tls_key", "payment_tls_ca"], value_parser = certs::load::certificates)]
+    pub payment_tls_cert: Option<CertificateFile>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "ORDER_PAYMENT_TLS_KEY", value_name = "PATH", requires = "payment_tls_cert", value_parser = certs::load::private_key)]
+    pub payment_tls_key: Option<KeyFile>,
+    /// The name payment's certificate must carry [default: the host of --payment-url].
+    #[arg(
+        long,
+        env = "ORDER_PAYMENT_TLS_SERVER_NAME",
+        value_name = "NAME",
+        requires = "payment_tls_ca"
+    )]
+    pub payment_tls_server_name: Option<String>,
+}
+
+impl PaymentTlsArgs {
+    /// The TLS settings for a channel to `payment_url`: `None` for `http://`, and an error
+    /// naming the flags when they do not fit the URL or the key is not the certificate's.
+    pub fn settings(&self, payment_url: &str) -> Result<Option<PaymentTls>, String> {
+        let https = payment_url.starts_with("https://");
+        let Some(ca) = self.payment_tls_ca.clone() else {
+            return if https {
+                Err(format!(
+                    "--payment-url (PAYMENT_URL) {payment_url} is https:// but --payment-tls-ca \
+                     (ORDER_PAYMENT_TLS_CA) is not set: order trusts no CA by default"
+                ))
+            } else {
+                Ok(None)
+            };
+        };
+        if !https {
+            return Err(format!(
+                "--payment-tls-ca (ORDER_PAYMENT_TLS_CA) is set but --payment-url (PAYMENT_URL) \
+                 {payment_url} is not https://: use https:// to call payment over TLS"
+            ));
+        }
+        let identity = match (&self.payment_tls_cert, &self.payment_tls_key) {
+            (Some(cert), Some(key)) => {
+                certs::load::check_identity(cert, key).map_err(|error| {
+                    format!(
+                        "--payment-tls-key (ORDER_PAYMENT_TLS_KEY) {} and --payment-tls-cert \
+                         (ORDER_PAYMENT_TLS_CERT) {}: {error}",
+                        key.path().display(),
+                        cert.path().display()
+                    )
+                })?;
+                Some((cert.clone(), key.clone()))
+            }
+            _ => None,
+        };
+        Ok(Some(PaymentTls {
+            ca,
+            identity,
+            server_name: self.payment_tls_server_name.clone(),
+        }))
+    }
 }
 
 /// The reconciler, which charges PAYMENT_PENDING orders once payment answers again.

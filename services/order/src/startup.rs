@@ -19,7 +19,7 @@ use telemetry::{
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{server::NamedService, transport::Endpoint};
+use tonic::server::NamedService;
 use tower::Layer as _;
 
 use crate::{
@@ -29,7 +29,7 @@ use crate::{
     config::Config,
     grpc::OrderApi,
     http, metrics,
-    payment::PaymentClient,
+    payment::{self, PaymentClient, PaymentTls},
     reconciler,
     store::{OpenError, Store},
 };
@@ -43,7 +43,7 @@ pub enum StartupError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] OpenError),
-    /// The payment URL, a resilience or a load-shedding setting is invalid.
+    /// The payment URL, its TLS files, a resilience or a load-shedding setting is invalid.
     #[error("invalid settings: {0}")]
     Settings(String),
     /// A listener could not be bound.
@@ -70,6 +70,7 @@ pub struct Application {
     ops: TcpListener,
     app: App,
     config: Config,
+    payment_tls: &'static str,
     prometheus: PrometheusHandle,
     readiness: Readiness,
 }
@@ -83,15 +84,17 @@ impl Application {
             Some(path) => Catalogue::load(path)?,
             None => Catalogue::shipped(),
         };
+        let tls = config
+            .payment_tls
+            .settings(&config.payment_url)
+            .map_err(StartupError::Settings)?;
         let store = Store::connect(&config.database_url).await?;
-        let channel = Endpoint::from_shared(config.payment_url.clone())
-            .map_err(|error| StartupError::Settings(format!("PAYMENT_URL: {error}")))?
-            .connect_timeout(config.payment.payment_connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(std::time::Duration::from_secs(30))
-            .keep_alive_timeout(std::time::Duration::from_secs(10))
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+        let channel = payment::channel(
+            &config.payment_url,
+            tls.as_ref(),
+            config.payment.payment_connect_timeout,
+        )
+        .map_err(StartupError::Settings)?;
         let payment = PaymentClient::new(channel, &config.payment.policy())
             .map_err(|error| StartupError::Settings(error.to_string()))?;
         let app = App::new(store, catalogue, payment);
@@ -101,6 +104,7 @@ impl Application {
             ops: bind(config.ops_addr).await?,
             app,
             config,
+            payment_tls: tls.as_ref().map_or("off", PaymentTls::mode),
             prometheus,
             readiness: Readiness::new(),
         })
@@ -188,7 +192,14 @@ impl Application {
         });
 
         self.readiness.set(true);
-        tracing::info!(%grpc_addr, %http_addr, %ops_addr, admin = self.config.admin_token.is_some(), "order.listening");
+        tracing::info!(
+            %grpc_addr,
+            %http_addr,
+            %ops_addr,
+            payment_tls = self.payment_tls,
+            admin = self.config.admin_token.is_some(),
+            "order.listening"
+        );
 
         let readiness = self.readiness.clone();
         let served = servers

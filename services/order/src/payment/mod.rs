@@ -4,8 +4,12 @@
 //! Outermost first: deadline → retry (budgeted) → circuit breaker → bulkhead → traced tonic
 //! client. The same stack (and so the same breaker) serves requests and the reconciler, so the
 //! reconciler never hammers a payment service the breaker has given up on.
+//!
+//! The channel underneath speaks TLS (mutual, with a client certificate) when payment's URL is
+//! `https://` ([`channel`], [`PaymentTls`]).
 
 mod observer;
+mod tls;
 
 use contracts::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
 use resilience::{
@@ -22,6 +26,7 @@ use tonic::transport::Channel;
 use tower::{ServiceBuilder, ServiceExt as _, util::BoxCloneSyncService};
 
 pub use observer::{DEPENDENCY, describe};
+pub use tls::{PaymentTls, channel};
 
 use crate::domain::Order;
 

@@ -73,6 +73,18 @@ pub async fn spawn_payment() -> Payment {
 
 /// A healthy payment service on `addr` (to bring one back where a stopped one was).
 pub async fn spawn_payment_at(addr: SocketAddr) -> Payment {
+    start_payment(addr, None).await
+}
+
+/// A healthy payment service whose gRPC listener speaks TLS as `tls` says.
+pub async fn spawn_payment_with_tls(tls: stormproof_payment::config::TlsArgs) -> Payment {
+    start_payment("127.0.0.1:0".parse().expect("addr"), Some(tls)).await
+}
+
+async fn start_payment(
+    addr: SocketAddr,
+    tls: Option<stormproof_payment::config::TlsArgs>,
+) -> Payment {
     let guard = init_telemetry(None);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = <stormproof_payment::Config as clap::Parser>::try_parse_from(["payment"])
@@ -81,6 +93,9 @@ pub async fn spawn_payment_at(addr: SocketAddr) -> Payment {
     config.ops_addr = "127.0.0.1:0".parse().expect("addr");
     config.database_url =
         stormproof_payment::ledger::DatabaseUrl::Sqlite(dir.path().join("payment.db"));
+    if let Some(tls) = tls {
+        config.tls = tls;
+    }
     let app = PaymentApplication::build(config, FaultSettings::default(), guard.prometheus())
         .await
         .expect("payment starts");
@@ -105,6 +120,11 @@ pub async fn spawn_payment_at(addr: SocketAddr) -> Payment {
 impl Payment {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The URL of a payment started with TLS.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     pub fn set_faults(&self, faults: FaultSettings) {

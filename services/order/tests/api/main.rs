@@ -1,6 +1,7 @@
 //! The order service end to end: real order and payment servers on loopback (gRPC between
 //! them), real SQLite files, real HTTP. One binary; nextest runs each test in its own process.
 
+mod admin;
 mod helpers;
 mod hostile;
 mod input;
@@ -8,4 +9,6 @@ mod orders;
 mod postgres;
 mod process;
 mod resilience;
+mod secrets;
+mod tls;
 mod tracing;
