@@ -3,4 +3,5 @@
 //! what is proven.
 
 mod helpers;
+mod hostile;
 mod runs;

@@ -6,6 +6,7 @@
 mod admin;
 mod faults;
 mod helpers;
+mod hostile;
 mod ledger;
 mod observability;
 mod postgres;
