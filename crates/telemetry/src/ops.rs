@@ -93,7 +93,8 @@ async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
 
 /// Guards every route of `router` with `Authorization: Bearer <token>`: anything else is 401
 /// with a problem body and `WWW-Authenticate: Bearer`. The comparison takes the same time
-/// wherever the tokens differ.
+/// wherever the tokens differ, and whatever their lengths. An empty `token` (an `ADMIN_TOKEN=`
+/// left blank) authorizes nothing: the routes exist and answer 401 to everyone.
 pub fn bearer_auth(router: Router, token: SecretString) -> Router {
     router.route_layer(middleware::from_fn_with_state(Arc::new(token), authorize))
 }
@@ -110,7 +111,8 @@ async fn authorize(
         .and_then(|value| value.strip_prefix("Bearer "));
     match presented {
         Some(presented)
-            if constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes()) =>
+            if !token.expose_secret().is_empty()
+                && constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes()) =>
         {
             next.run(request).await
         }
@@ -128,9 +130,20 @@ async fn authorize(
     }
 }
 
-/// Compares without an early exit, so the time taken says nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares `presented` with the `expected` token without an early exit, so the time taken
+/// says nothing about the token: not where the first difference is, nor how long the token is.
+/// The loop always walks the expected token's length (fixed for the process) and reads the
+/// presented bytes it has, zero past its end; a length difference is folded in at the end
+/// rather than checked first (a first check would tell a caller the token's length). The
+/// accumulator goes through `black_box` so the optimiser cannot turn the fold into an early
+/// return. No crate needed: `subtle`'s slice comparison returns early on a length mismatch.
+fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
+    let mut difference = u8::from(presented.len() != expected.len());
+    for (index, byte) in expected.iter().enumerate() {
+        let other = presented.get(index).copied().unwrap_or(0);
+        difference = std::hint::black_box(difference | (byte ^ other));
+    }
+    difference == 0
 }
 
 /// An RFC 9457 problem details response (`application/problem+json`): `type`, `title`,
@@ -301,13 +314,50 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use axum::{Router, body::Body, http::Request, routing::get};
+    use secrecy::SecretString;
+    use tower::ServiceExt as _;
+
+    use super::{bearer_auth, constant_time_eq};
+
+    async fn status(token: &str, authorization: &str) -> u16 {
+        let router = bearer_auth(
+            Router::new().route("/admin", get(|| async { "ok" })),
+            SecretString::from(token.to_owned()),
+        );
+        let request = Request::get("/admin")
+            .header("authorization", authorization)
+            .body(Body::empty())
+            .expect("request");
+        router
+            .oneshot(request)
+            .await
+            .expect("answered")
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn only_the_exact_bearer_token_passes_and_an_empty_one_never_does() {
+        assert_eq!(status("s3cret", "Bearer s3cret").await, 200);
+        assert_eq!(status("s3cret", "Bearer s3cre").await, 401);
+        assert_eq!(status("s3cret", "bearer s3cret").await, 401);
+        assert_eq!(status("s3cret", "Basic s3cret").await, 401);
+        assert_eq!(status("", "Bearer ").await, 401);
+    }
 
     #[test]
     fn tokens_compare_exactly() {
         assert!(constant_time_eq(b"s3cret", b"s3cret"));
         assert!(!constant_time_eq(b"s3cret", b"s3creT"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cret!"));
+        assert!(!constant_time_eq(b"s3cret", b"S3cret"));
+        // Longer, shorter, a prefix, an extension, padded with zero bytes, empty.
+        assert!(!constant_time_eq(b"s3cret!", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cre", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret\0", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cre\0", b"s3cret\0"));
         assert!(!constant_time_eq(b"", b"x"));
+        assert!(!constant_time_eq(b"x", b""));
+        assert!(constant_time_eq(b"", b""));
     }
 }
