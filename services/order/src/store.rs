@@ -69,7 +69,13 @@ pub enum Inserted {
 /// The order store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, writes too).
     pool: AnyPool,
+    /// Writes. On SQLite one connection: SQLite has one writer at a time, and writers on
+    /// several connections would wait for each other in SQLite's busy handler, which sleeps
+    /// (milliseconds at a time) instead of queueing; one writer connection queues them in the
+    /// pool, in order, without sleeping. On PostgreSQL the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -106,9 +112,10 @@ impl Store {
             }
             (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .after_connect(move |connection, _| {
+        let options = |connections| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the writer; FULL makes every commit
@@ -120,13 +127,24 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect(&url)
-            .await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
-        Ok(Self { pool, backend })
+        };
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                let writer = options(1).connect(&url).await?;
+                sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+                (options(8).connect(&url).await?, writer)
+            }
+            Backend::Postgres => {
+                let pool = options(16).connect(&url).await?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Which database this is.
@@ -142,7 +160,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Inserted, StoreError> {
         let fingerprint = order.fingerprint();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO orders (order_id, customer_id, idempotency_key, fingerprint, status, \
              total_minor, currency_code, created_at_ms, updated_at_ms) \
@@ -235,7 +253,7 @@ impl Store {
         .bind(to.as_str())
         .bind(now_ms)
         .bind(order_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.get(order_id)
             .await?
@@ -313,7 +331,7 @@ impl Store {
         .bind(now_ms)
         .bind(stale_before)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         let mut orders = self.with_lines(&rows).await?;
         orders.sort_by_key(|order| order.created_at_ms);
@@ -337,7 +355,7 @@ impl Store {
         .bind(next_attempt_ms)
         .bind(order_id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -373,6 +391,7 @@ impl Store {
 
     /// Waits for queries in flight, then closes every connection.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 

@@ -134,7 +134,13 @@ pub enum OpenError {
 /// The ledger. Cheap to clone (a pool handle).
 #[derive(Debug, Clone)]
 pub struct Ledger {
+    /// Reads (and, on PostgreSQL, writes too).
     pool: AnyPool,
+    /// Writes. On SQLite one connection: SQLite has one writer at a time, and writers on
+    /// several connections would wait for each other in SQLite's busy handler, which sleeps
+    /// instead of queueing; one writer connection queues them in the pool. On PostgreSQL the
+    /// same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -256,38 +262,52 @@ impl Ledger {
             })?;
         }
         let backend = url.backend();
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; FULL makes every commit
-                        // survive a power cut, not only a crash; writers wait up to 5 s for
-                        // the lock instead of failing at once.
-                        connection
-                            .execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+        let options = |connections| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .after_connect(move |connection, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers run beside the writer; FULL makes every commit
+                            // survive a power cut, not only a crash; writers wait up to 5 s for
+                            // the lock instead of failing at once.
+                            connection
+                                .execute(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                                  PRAGMA busy_timeout = 5000",
-                            )
-                            .await?;
-                    }
-                    Ok(())
+                                )
+                                .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect(&url.connect_url())
-            .await
-            .map_err(|source| OpenError::Connect {
-                url: url.to_string(),
-                source,
-            })?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
-        Ok(Self { pool, backend })
+        };
+        let connect = |connections| async move {
+            options(connections)
+                .connect(&url.connect_url())
+                .await
+                .map_err(|source| OpenError::Connect {
+                    url: url.to_string(),
+                    source,
+                })
+        };
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                let writer = connect(1).await?;
+                sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+                (connect(8).await?, writer)
+            }
+            Backend::Postgres => {
+                let pool = connect(16).await?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Opens (or creates) the SQLite ledger file at `path`.
@@ -321,7 +341,7 @@ impl Ledger {
         .bind(status as i32)
         .bind(&reason)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected()
             == 1;
@@ -361,6 +381,7 @@ impl Ledger {
 
     /// Waits for queries in flight, then closes every connection.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
