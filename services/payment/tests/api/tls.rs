@@ -4,7 +4,7 @@
 //! the handshake, and the refusals leave the server serving. Bad files stop the binary with
 //! exit 64 and a message naming the flag and the path.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{io::Read as _, path::Path, process::Command, time::Duration};
 
 use certs::{
     load::{CertificateFile, KeyFile},
@@ -157,11 +157,11 @@ async fn with_mtls_a_client_without_a_certificate_is_refused() {
     app.stop().await;
 }
 
-/// Runs the payment binary with `args`; it must stop before it serves. Returns its exit code
-/// and everything it printed (stdout and stderr).
+/// Runs the payment binary with `args`; it must stop before it serves, and is killed after
+/// 20 s if it does not. Returns its exit code and everything it printed (stdout and stderr).
 fn run_payment(args: &[&str]) -> (Option<i32>, String) {
     let database = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_payment"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_payment"))
         .args(["--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"])
         .args(args)
         .env("OTEL_SDK_DISABLED", "true")
@@ -169,14 +169,40 @@ fn run_payment(args: &[&str]) -> (Option<i32>, String) {
             "PAYMENT_DATABASE_URL",
             format!("sqlite://{}/payment.db", database.path().display()),
         )
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("the payment binary runs");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), printed)
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut printed = String::new();
+    for pipe in [
+        child
+            .stdout
+            .take()
+            .map(|out| Box::new(out) as Box<dyn std::io::Read>),
+        child
+            .stderr
+            .take()
+            .map(|err| Box::new(err) as Box<dyn std::io::Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut printed);
+    }
+    (status.and_then(|status| status.code()), printed)
 }
 
 #[test]
