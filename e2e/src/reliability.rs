@@ -248,7 +248,29 @@ loadgen ──► front proxy ──► order ──► link proxy ──► pay
   client (loadgen's HTTP client, keep-alive, no retries) must see no transport error and no
   5xx, and the old instance must exit 0.
 - **6. Network faults**: the link proxy adds latency, resets every connection, and blackholes
-  the link (each in turn, then healed); the breaker must open during each fault and close
-  after, and no PlaceOrder may take longer than payment's deadline (order's
+  the link (each in turn, 6 s each, then healed 6 s); the breaker must open during each
+  fault and close after. Its clock is scaled like the load: `--breaker-window 5s` (60 s by
+  default: a 6 s fault would be a tenth of what it weighs and never trip it, by design) and
+  `--breaker-wait 3s` (10 s). No PlaceOrder may take longer than payment's deadline (order's
   `--payment-timeout`, 1 s) plus 500 ms.
+
+## Scenario 4 on this machine
+
+- **3× capacity offered: not reachable here.** loadgen is a closed-loop generator (goose
+  users with think time) on the same two cores as order, payment and the proxies. With 3× the
+  knee's users it offered 1.8–2.1× the knee's rate in the runs made while writing the suite:
+  the cores are saturated before the offer is. Reaching 3× needs the generator on other
+  cores. The row says so instead of failing; the other rows are measured at the load that
+  was offered.
+- **Admitted p99 ≤ 500 ms: missed.** Order's adaptive limit (AIMD from `--limit-initial`
+  100, shrinking on responses slower than `--limit-latency-threshold` 500 ms) lets a
+  CPU-saturated process queue: admitted PlaceOrder p99, read from order's own
+  `http_server_request_duration_seconds`, fell in the 0.5–1 s bucket in one run and the
+  1–5 s bucket in another, with few requests shed. The limit reacts to latency after the
+  fact, and its starting point is above what two cores serve within 500 ms. The test fails
+  and says so; a lower `--limit-initial`/`--limit-max`, or a limit that reacts to queueing
+  sooner, is the fix to weigh.
+- **Capacity is coarse.** The stress ladder doubles its users each rung, so the knee lies
+  up to 2× below the true saturation point, and on shared cores it moved between 219 and 444
+  requests/s from run to run.
 ";
