@@ -97,6 +97,19 @@ def right_axis(regex, unit):
     }
 
 
+def dashed_red(matcher):
+    """An override drawing the series `matcher` picks as a dashed red line: a threshold or
+    an objective beside the measured series."""
+    return {
+        "matcher": matcher,
+        "properties": [
+            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+            {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+            {"id": "custom.fillOpacity", "value": 0},
+        ],
+    }
+
+
 def stat(title, description, tgts, unit, threshold, *, decimals=None):
     defaults = {"unit": unit, "thresholds": threshold, "color": {"mode": "thresholds"}}
     if decimals is not None:
@@ -355,14 +368,7 @@ RESILIENCE = dashboard(
                  "trip threshold {{dependency}}"),
             ),
             "percentunit", max_=1,
-            overrides=[{
-                "matcher": {"id": "byRegexp", "options": "trip threshold.*"},
-                "properties": [
-                    {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-                    {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
-                    {"id": "custom.fillOpacity", "value": 0},
-                ],
-            }],
+            overrides=[dashed_red({"id": "byRegexp", "options": "trip threshold.*"})],
         ), 12, 8),
         (timeseries(
             "Calls through the breaker by outcome",
@@ -607,6 +613,28 @@ LOAD_TEST = dashboard(
 
 # === SLO ===
 
+
+def sli_panels(sli, title, description, burn_title, burn_description):
+    """An SLI over 5m and 1h against its objective, and its burn rate per alert window."""
+    return [
+        (timeseries(
+            title, description,
+            targets(
+                (f"job:{sli}:ratio_rate5m", "5m"),
+                (f"job:{sli}:ratio_rate1h", "1h"),
+                (f"job:{sli}:objective", "objective"),
+            ),
+            "percentunit", min_=None, max_=1, fill=0,
+            overrides=[dashed_red({"id": "byName", "options": "objective"})],
+        ), 12, 8),
+        (timeseries(
+            burn_title, burn_description,
+            targets(*[(f"job:{sli}:burn_rate{w}", w) for w in ("5m", "30m", "1h", "6h")]),
+            "short", fill=0, threshold=thresholds("transparent", (6, "orange"), (14.4, "red")),
+        ), 12, 8),
+    ]
+
+
 SLO = dashboard(
     "stormproof-slo",
     "Stormproof / Order SLOs",
@@ -632,58 +660,26 @@ SLO = dashboard(
               "page fires above 14.4 over both the last hour and the last 5 minutes.",
               [target("job:order_availability:burn_rate1h", "burn rate 1h")],
               "short", thresholds("green", (1, "orange"), (14.4, "red")), decimals=1), 8, 5),
-        (timeseries(
+        *sli_panels(
+            "order_availability",
             "Availability against the objective",
             "Availability over 5 minutes and 1 hour against the 99.9 % objective (dashed). "
             "Healthy: at 100 %, through a payment outage too (orders are accepted as "
             "PAYMENT_PENDING). Dips mean 5xx answers: shed load or a failing store.",
-            targets(
-                ("job:order_availability:ratio_rate5m", "5m"),
-                ("job:order_availability:ratio_rate1h", "1h"),
-                ("job:order_availability:objective", "objective"),
-            ),
-            "percentunit", min_=None, max_=1, fill=0,
-            overrides=[{
-                "matcher": {"id": "byName", "options": "objective"},
-                "properties": [
-                    {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-                    {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
-                ],
-            }],
-        ), 12, 8),
-        (timeseries(
             "Availability burn rate per window",
             "Burn rate over each alert window. The 14.4 line pages when both 1h and 5m are "
             "above it; the 6 line pages when both 6h and 30m are. Healthy: near 0.",
-            targets(*[(f"job:order_availability:burn_rate{w}", w) for w in ("5m", "30m", "1h", "6h")]),
-            "short", fill=0, threshold=thresholds("transparent", (6, "orange"), (14.4, "red")),
-        ), 12, 8),
-        (timeseries(
+        ),
+        *sli_panels(
+            "order_latency",
             "Latency SLI against the objective",
             "Share of PlaceOrder answered within 300 ms, over 5 minutes and 1 hour, against "
             "the 99 % objective (dashed). Slow payment pulls it down until the deadline or the "
             "breaker cuts the wait.",
-            targets(
-                ("job:order_latency:ratio_rate5m", "5m"),
-                ("job:order_latency:ratio_rate1h", "1h"),
-                ("job:order_latency:objective", "objective"),
-            ),
-            "percentunit", min_=None, max_=1, fill=0,
-            overrides=[{
-                "matcher": {"id": "byName", "options": "objective"},
-                "properties": [
-                    {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-                    {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
-                ],
-            }],
-        ), 12, 8),
-        (timeseries(
             "Latency burn rate per window",
             "How fast slow answers spend the latency budget (1 % of orders may take over "
             "300 ms), per window. Healthy: below 1.",
-            targets(*[(f"job:order_latency:burn_rate{w}", w) for w in ("5m", "30m", "1h", "6h")]),
-            "short", fill=0, threshold=thresholds("transparent", (6, "orange"), (14.4, "red")),
-        ), 12, 8),
+        ),
     ],
     {"list": variables()["list"][:1]},
     time_from="now-6h",
