@@ -286,29 +286,50 @@ fn failed(
     }
 }
 
-/// Resolves on SIGINT or SIGTERM (what Kubernetes sends before it kills a pod).
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM (what Kubernetes sends before it kills a pod). Call it
+/// before the server reports ready: the handlers are installed by the call.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    // The handlers are installed now, not when the future is first polled: a SIGTERM that
+    // arrives between "ready" and the first poll must drain the server, not kill it.
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(
-                    error = &error as &dyn std::error::Error,
-                    "signal.sigterm_unavailable"
-                );
-                std::future::pending::<()>().await;
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind| {
+            signal(kind)
+                .inspect_err(|error| {
+                    tracing::warn!(
+                        error = error as &dyn std::error::Error,
+                        "signal.handler_unavailable"
+                    );
+                })
+                .ok()
+        };
+        (
+            install(SignalKind::terminate()),
+            install(SignalKind::interrupt()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (mut terminate, mut interrupt) = signals;
+            let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(terminate.take()) => {}
+                () = wait(interrupt.take()) => {}
             }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        () = terminate => {}
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
