@@ -337,8 +337,15 @@ impl Process {
         })
         .await
         .ok()
-        .flatten()
-        .ok_or_else(|| std::io::Error::other(format!("{binary} never said it was listening")))?;
+        .flatten();
+        let Some(listening) = listening else {
+            // A process that never got ready must not outlive the test that started it.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other(format!(
+                "{binary} never said it was listening"
+            )));
+        };
         Ok(Self {
             child,
             lines,
