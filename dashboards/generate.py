@@ -176,6 +176,25 @@ def layout(items):
     return panels
 
 
+def query_variable(name, label, description, query):
+    """A multi-value variable from a label_values() query, "All" (`.*`) by default."""
+    return {
+        "name": name,
+        "label": label,
+        "description": description,
+        "type": "query",
+        "datasource": DS,
+        "query": query,
+        "refresh": 2,
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {"text": "All", "value": "$__all"},
+        "sort": 1,
+        "hide": 0,
+    }
+
+
 def variables(*extra):
     return {
         "list": [
@@ -189,41 +208,18 @@ def variables(*extra):
                 "refresh": 1,
                 "regex": "",
             },
-            {
-                "name": "instance",
-                "label": "Instance",
-                "description": "order and payment processes (host:ops port)",
-                "type": "query",
-                "datasource": DS,
-                "query": 'label_values(up{job=~"order|payment"}, instance)',
-                "refresh": 2,
-                "includeAll": True,
-                "multi": True,
-                "allValue": ".*",
-                "current": {"text": "All", "value": "$__all"},
-                "sort": 1,
-                "hide": 0,
-            },
+            query_variable("instance", "Instance", "order and payment processes (host:ops port)",
+                           'label_values(up{job=~"order|payment"}, instance)'),
             *extra,
         ]
     }
 
 
-DEPENDENCY_VARIABLE = {
-    "name": "dependency",
-    "label": "Dependency",
-    "description": "the protected call (the breaker, retry and bulkhead's `dependency` label)",
-    "type": "query",
-    "datasource": DS,
-    "query": "label_values(circuit_breaker_state, dependency)",
-    "refresh": 2,
-    "includeAll": True,
-    "multi": True,
-    "allValue": ".*",
-    "current": {"text": "All", "value": "$__all"},
-    "sort": 1,
-    "hide": 0,
-}
+DEPENDENCY_VARIABLE = query_variable(
+    "dependency", "Dependency",
+    "the protected call (the breaker, retry and bulkhead's `dependency` label)",
+    "label_values(circuit_breaker_state, dependency)",
+)
 
 CHAOS_ANNOTATION = {
     "name": "Chaos steps",

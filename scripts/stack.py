@@ -80,6 +80,11 @@ def docker_engine() -> bool:
     return info.returncode == 0 and compose.returncode == 0
 
 
+def mode() -> str:
+    """How the running stack was started: "docker" or "local" (also when nothing runs)."""
+    return MODE_FILE.read_text().strip() if MODE_FILE.exists() else "local"
+
+
 def admin_token() -> str:
     """ADMIN_TOKEN from the environment, or one made once and kept in .stormproof/admin-token."""
     if os.environ.get("ADMIN_TOKEN"):
@@ -312,8 +317,7 @@ def stop(service: Service) -> str:
 
 
 def down() -> None:
-    mode = MODE_FILE.read_text().strip() if MODE_FILE.exists() else "local"
-    if mode == "docker":
+    if mode() == "docker":
         subprocess.run(["docker", "compose", "down"], cwd=ROOT, check=False)
     else:
         # Reverse order: Prometheus first (no TargetDown on the way), the services last.
@@ -323,7 +327,7 @@ def down() -> None:
 
 
 def status() -> None:
-    if MODE_FILE.exists() and MODE_FILE.read_text().strip() == "docker":
+    if mode() == "docker":
         subprocess.run(["docker", "compose", "ps"], cwd=ROOT, check=False)
         return
     for service in local_services(admin_token()):
@@ -333,7 +337,7 @@ def status() -> None:
 
 
 def logs(names: list[str]) -> None:
-    if MODE_FILE.exists() and MODE_FILE.read_text().strip() == "docker":
+    if mode() == "docker":
         os.execvp("docker", ["docker", "compose", "logs", "--follow", *names])
     files = [str(LOGS / f"{name}.log") for name in (names or ["payment", "order", "prometheus", "alertmanager"])]
     os.execvp("tail", ["tail", "-n", "20", "-F", *files])
@@ -357,7 +361,7 @@ def admin(url: str, body: dict) -> None:
 
 
 def load(args: list[str]) -> None:
-    if MODE_FILE.exists() and MODE_FILE.read_text().strip() == "docker":
+    if mode() == "docker":
         # compose.yaml's loadgen service knows the in-network addresses and serves /metrics to
         # the compose Prometheus; flags given here replace its profile and chaos.
         env = {**os.environ, "ADMIN_TOKEN": admin_token()}

@@ -21,16 +21,21 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 NO_HEALTH_CHECK = {"otel-collector"}
 
 
-def compose(*args):
-    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        command = ["docker", "compose"]
-    elif shutil.which("docker-compose"):
-        command = ["docker-compose"]
-    else:
-        raise AssertionError("neither `docker compose` nor `docker-compose` is installed "
-                             "(apt-get install docker-compose; scripts/install-deps test does)")
-    env = {**os.environ, "ADMIN_TOKEN": "compose-config-check"}
-    return subprocess.run([*command, "--file", str(ROOT / "compose.yaml"), *args],
+def compose_command():
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
+                                                  capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise AssertionError("neither `docker compose` nor `docker-compose` is installed "
+                         "(apt-get install docker-compose; scripts/install-deps test does)")
+
+
+def compose(*args, admin_token="compose-config-check"):
+    env = {k: v for k, v in os.environ.items() if k != "ADMIN_TOKEN"}
+    if admin_token is not None:
+        env["ADMIN_TOKEN"] = admin_token
+    return subprocess.run([*compose_command(), "--file", str(ROOT / "compose.yaml"), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True)
 
 
@@ -49,11 +54,7 @@ class ComposeTests(unittest.TestCase):
         self.assertEqual(sorted(self.services), sorted([
             "payment", "order", "loadgen", "prometheus", "alertmanager", "grafana",
             "otel-collector", "jaeger"]))
-        env = {k: v for k, v in os.environ.items() if k != "ADMIN_TOKEN"}
-        command = (["docker", "compose"] if shutil.which("docker") and subprocess.run(
-            ["docker", "compose", "version"], capture_output=True).returncode == 0 else ["docker-compose"])
-        refused = subprocess.run([*command, "--file", str(ROOT / "compose.yaml"), "config", "--quiet"],
-                                 cwd=ROOT, env=env, capture_output=True, text=True)
+        refused = compose("config", "--quiet", admin_token=None)
         self.assertNotEqual(refused.returncode, 0)
         self.assertIn("ADMIN_TOKEN", refused.stderr)
 
