@@ -21,9 +21,10 @@ use serde_json::Value;
 use telemetry::testing::Process;
 
 use crate::{
-    ADMIN_TOKEN, binary,
+    ADMIN_TOKEN,
     ledger::Books,
     proxy::{Exchange, Proxy},
+    release_binary,
 };
 
 /// Payment, order(s), the two proxies and the state directory.
@@ -37,6 +38,8 @@ pub struct Cluster {
     /// The running order instances, oldest first.
     pub orders: Vec<Process>,
     order_flags: Vec<String>,
+    cpus: Option<CpuSplit>,
+    quota: Option<CpuQuota>,
     dir: tempfile::TempDir,
 }
 
@@ -44,6 +47,22 @@ impl Cluster {
     /// Starts payment, the link, one order with `order_flags` added to its command line, and
     /// the front.
     pub async fn start(order_flags: &[&str]) -> Self {
+        Self::start_on(order_flags, None, None).await
+    }
+
+    /// [`start`](Self::start), with order and payment on `cpus.system` and loadgen, and this
+    /// process with its proxies, on `cpus.generator`: what a load test on its own machine
+    /// would measure, instead of a generator that takes the cores it is meant to load.
+    /// With a `quota`, order and payment together get that CPU budget, as a Kubernetes CPU
+    /// limit would give them.
+    pub async fn start_on(
+        order_flags: &[&str],
+        cpus: Option<CpuSplit>,
+        quota: Option<CpuQuota>,
+    ) -> Self {
+        if let Some(cpus) = &cpus {
+            cpus.pin_this_process();
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let placeholder = "127.0.0.1:9".parse().expect("an address");
         let mut cluster = Self {
@@ -52,6 +71,8 @@ impl Cluster {
             payment: None,
             orders: Vec::new(),
             order_flags: order_flags.iter().map(|flag| (*flag).to_owned()).collect(),
+            cpus,
+            quota,
             dir,
         };
         cluster.start_payment().await;
@@ -79,16 +100,18 @@ impl Cluster {
     /// Starts payment on its ledger and points the link at it.
     pub async fn start_payment(&mut self) {
         let ledger = format!("sqlite://{}", self.payment_db().display());
-        let payment = Process::start(
-            &binary("payment"),
-            &["--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"],
-            &[
-                ("ADMIN_TOKEN", ADMIN_TOKEN),
-                ("PAYMENT_DATABASE_URL", &ledger),
-            ],
-        )
-        .await
-        .expect("payment starts");
+        let payment = self
+            .spawn(
+                Side::System,
+                "payment",
+                &["--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"],
+                &[
+                    ("ADMIN_TOKEN", ADMIN_TOKEN),
+                    ("PAYMENT_DATABASE_URL", &ledger),
+                ],
+            )
+            .await
+            .expect("payment starts");
         self.link.set_upstream(
             payment
                 .addr("grpc_addr")
@@ -116,9 +139,42 @@ impl Cluster {
             &database,
         ];
         args.extend(self.order_flags.iter().map(String::as_str));
-        Process::start(&binary("order"), &args, &[("ADMIN_TOKEN", ADMIN_TOKEN)])
-            .await
-            .expect("order starts")
+        self.spawn(
+            Side::System,
+            "order",
+            &args,
+            &[("ADMIN_TOKEN", ADMIN_TOKEN)],
+        )
+        .await
+        .expect("order starts")
+    }
+
+    /// Starts the release build of `program`, on its side's CPUs when they are split.
+    async fn spawn(
+        &self,
+        side: Side,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::io::Result<Process> {
+        let binary = release_binary(program);
+        let process = match &self.cpus {
+            None => Process::start(&binary, args, env).await?,
+            Some(cpus) => {
+                // taskset execs the program: the pid stays the program's (signals, /proc).
+                let list = match side {
+                    Side::System => &cpus.system,
+                    Side::Generator => &cpus.generator,
+                };
+                let mut wrapped = vec!["-c", list.as_str(), binary.as_str()];
+                wrapped.extend_from_slice(args);
+                Process::start("taskset", &wrapped, env).await?
+            }
+        };
+        if let (Side::System, Some(quota)) = (side, &self.quota) {
+            quota.add(process.id())?;
+        }
+        Ok(process)
     }
 
     /// Sends the front's new connections to `order`.
@@ -240,7 +296,13 @@ impl Cluster {
             "0",
         ];
         all.extend_from_slice(args);
-        let process = Process::start(&binary("loadgen"), &all, &[("ADMIN_TOKEN", ADMIN_TOKEN)])
+        let process = self
+            .spawn(
+                Side::Generator,
+                "loadgen",
+                &all,
+                &[("ADMIN_TOKEN", ADMIN_TOKEN)],
+            )
             .await
             .expect("loadgen starts");
         let task = tokio::spawn(async move {
@@ -252,6 +314,140 @@ impl Cluster {
         });
         Loadgen { task, reports }
     }
+}
+
+/// The two sides of a measurement.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    System,
+    Generator,
+}
+
+/// The CPUs this process may use, split in two: the first half for the system under test,
+/// the rest for the load generator. `taskset` lists (`0`, `1-3`, `0,2`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuSplit {
+    pub system: String,
+    pub generator: String,
+}
+
+impl CpuSplit {
+    /// Halves the CPUs this process is allowed (`Cpus_allowed_list` in `/proc/self/status`);
+    /// `None` with fewer than two, or where Linux does not say.
+    pub fn halves() -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let list = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?;
+        Self::of(&cpus(list.trim())?)
+    }
+
+    fn of(cpus: &[usize]) -> Option<Self> {
+        if cpus.len() < 2 {
+            return None;
+        }
+        let (system, generator) = cpus.split_at(cpus.len() / 2);
+        let join = |cpus: &[usize]| {
+            cpus.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        Some(Self {
+            system: join(system),
+            generator: join(generator),
+        })
+    }
+
+    /// Moves every thread of this process (the test, its proxies) onto the generator's CPUs.
+    fn pin_this_process(&self) {
+        let status = std::process::Command::new("taskset")
+            .args(["--all-tasks", "--pid", "--cpu-list", &self.generator])
+            .arg(std::process::id().to_string())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("taskset runs (util-linux)");
+        assert!(
+            status.success(),
+            "taskset pinned the test process: {status}"
+        );
+    }
+}
+
+/// A CPU budget for a group of processes: a cgroup of its own with a CFS quota (v1's
+/// `cpu.cfs_quota_us` or v2's `cpu.max`), removed when dropped.
+#[derive(Debug)]
+pub struct CpuQuota {
+    dir: PathBuf,
+    cores: f64,
+}
+
+impl CpuQuota {
+    /// A quota of `cores` CPUs (0.5: half of one) per 20 ms, or `None` where no writable
+    /// cgroup CPU controller is mounted (not root, no delegation).
+    pub fn new(cores: f64) -> Option<Self> {
+        let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+        let (root, v2) = mounts.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (path, kind, options) = (fields.get(1)?, fields.get(2)?, fields.get(3)?);
+            let path = Path::new(path);
+            match *kind {
+                "cgroup" if options.split(',').any(|option| option == "cpu") => {
+                    Some((path.to_owned(), false))
+                }
+                "cgroup2"
+                    if std::fs::read_to_string(path.join("cgroup.subtree_control")).is_ok_and(
+                        |controllers| controllers.split_whitespace().any(|c| c == "cpu"),
+                    ) =>
+                {
+                    Some((path.to_owned(), true))
+                }
+                _ => None,
+            }
+        })?;
+        let dir = root.join(format!("stormproof-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let period_us = 20_000u64;
+        let quota_us = (cores * period_us as f64) as u64;
+        let written = if v2 {
+            std::fs::write(dir.join("cpu.max"), format!("{quota_us} {period_us}"))
+        } else {
+            std::fs::write(dir.join("cpu.cfs_period_us"), period_us.to_string())
+                .and_then(|()| std::fs::write(dir.join("cpu.cfs_quota_us"), quota_us.to_string()))
+        };
+        let quota = Self { dir, cores };
+        written.ok().map(|()| quota)
+    }
+
+    /// The budget, in CPUs.
+    pub fn cores(&self) -> f64 {
+        self.cores
+    }
+
+    /// Moves process `pid`, every thread of it, into the group.
+    fn add(&self, pid: u32) -> std::io::Result<()> {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+    }
+}
+
+impl Drop for CpuQuota {
+    fn drop(&mut self) {
+        // Only an empty group can go: by now the processes have been killed, or they leave
+        // an empty directory behind for the next boot.
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A CPU list (`0-3,8`) as CPU numbers; `None` if it does not parse.
+fn cpus(list: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((first, last)) => cpus.extend(first.parse::<usize>().ok()?..=last.parse().ok()?),
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
 }
 
 /// A loadgen run under way.
@@ -402,4 +598,24 @@ pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> 
         .find(|(_, count)| *count >= q * total)
         .map_or(f64::INFINITY, |(le, _)| *le);
     (bound, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cpu_list_is_split_into_halves() {
+        assert_eq!(cpus("0-3,8"), Some(vec![0, 1, 2, 3, 8]));
+        assert_eq!(cpus("0-x"), None);
+        assert_eq!(CpuSplit::of(&[0]), None);
+        let split = |system: &str, generator: &str| {
+            Some(CpuSplit {
+                system: system.to_owned(),
+                generator: generator.to_owned(),
+            })
+        };
+        assert_eq!(CpuSplit::of(&[0, 1]), split("0", "1"));
+        assert_eq!(CpuSplit::of(&[0, 1, 2, 3, 8]), split("0,1", "2,3,8"));
+    }
 }

@@ -33,17 +33,39 @@ pub fn repo() -> PathBuf {
 
 /// One of the workspace's binaries, next to the running test in the target directory.
 pub fn binary(name: &str) -> String {
+    let dir = target_dir().join(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    });
+    existing(
+        dir.join(name),
+        "run the tests with `cargo nextest run --workspace`, which builds every binary",
+    )
+}
+
+/// One of the workspace's binaries as built by `cargo build --release`: the chaos suite
+/// measures throughput and latency, which the debug profile would distort.
+pub fn release_binary(name: &str) -> String {
+    existing(
+        target_dir().join("release").join(name),
+        "build them first: cargo build --release --bin order --bin payment --bin loadgen \
+         (`task chaos:verify` and `task test` do)",
+    )
+}
+
+/// The target directory the running test was built into.
+fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
-        .expect("tests run from <target>/<profile>/deps/");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo nextest run --workspace`, which builds every binary",
-        path.display()
-    );
+        .and_then(Path::parent)
+        .expect("tests run from <target>/<profile>/deps/")
+        .to_owned()
+}
+
+fn existing(path: PathBuf, hint: &str) -> String {
+    assert!(path.exists(), "{} is missing: {hint}", path.display());
     path.display().to_string()
 }
 

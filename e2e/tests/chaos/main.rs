@@ -6,8 +6,8 @@
 //! Run one scenario at a time (they measure throughput on shared cores):
 //!
 //! ```sh
-//! cargo build --bin order --bin payment --bin loadgen
-//! STORMPROOF_WRITE_RELIABILITY=1 cargo nextest run -p stormproof-e2e --test chaos --test-threads 1 --no-fail-fast --run-ignored all
+//! cargo build --release --bin order --bin payment --bin loadgen
+//! STORMPROOF_WRITE_RELIABILITY=1 cargo nextest run -p stormproof-e2e --test chaos --test-threads 1 --no-fail-fast
 //! ```
 
 mod crash;

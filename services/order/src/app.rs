@@ -39,6 +39,10 @@ pub enum AppError {
     /// No such order.
     #[error("no order `{0}`")]
     NotFound(String),
+    /// The store's writer is saturated and the order was shed; nothing was stored. The
+    /// client may retry later.
+    #[error("the order store is saturated; the order was not taken")]
+    Busy,
     /// The store failed; the client may retry (with the same idempotency key).
     #[error("the order store is unavailable")]
     Store(#[source] StoreError),
@@ -48,6 +52,7 @@ impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::KeyReused { order_id } => AppError::KeyReused { order_id },
+            StoreError::Busy(_) => AppError::Busy,
             other => AppError::Store(other),
         }
     }
@@ -110,8 +115,10 @@ impl App {
             .store
             .insert_pending(&order_id, &valid, now_ms())
             .await
-            .inspect_err(|_| metrics::order_failed())?
-        {
+            .inspect_err(|error| match error {
+                StoreError::Busy(_) => metrics::store_shed(),
+                _ => metrics::order_failed(),
+            })? {
             Inserted::New(order) => order,
             Inserted::Existing(order) => {
                 Span::current().record("order_id", order.order_id.as_str());

@@ -2,9 +2,10 @@
 //! onto `tonic::Status` (INVALID_ARGUMENT with `google.rpc.BadRequest` naming each field).
 
 use contracts::order::v1::{self as pb, order_service_server::OrderService};
+use resilience::classify::RETRY_PUSHBACK_HEADER;
 use resilience::deadline::{GRPC_TIMEOUT_HEADER, parse_grpc_timeout};
 use tokio::time::Instant;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Request, Response, Status, metadata::MetadataValue};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::{
@@ -103,6 +104,15 @@ fn status(error: AppError) -> Status {
             "the idempotency_key was already used for a different request (order {order_id})"
         )),
         AppError::NotFound(order_id) => Status::not_found(format!("no order `{order_id}`")),
+        AppError::Busy => {
+            let mut status = Status::resource_exhausted(
+                "order is overloaded: too many orders are waiting for the store; nothing was stored",
+            );
+            status
+                .metadata_mut()
+                .insert(RETRY_PUSHBACK_HEADER, MetadataValue::from(1000u32));
+            status
+        }
         AppError::Store(error) => {
             tracing::error!(
                 error = &error as &dyn std::error::Error,

@@ -88,7 +88,9 @@ impl Application {
             .payment_tls
             .settings(&config.payment_url)
             .map_err(StartupError::Settings)?;
-        let store = Store::connect(&config.database_url).await?;
+        let store = Store::connect(&config.database_url)
+            .await?
+            .with_write_wait(config.store_write_wait);
         let channel = payment::channel(
             &config.payment_url,
             tls.as_ref(),

@@ -32,6 +32,10 @@ pub enum StoreError {
         /// The order the key belongs to.
         order_id: String,
     },
+    /// A new order waited this long for the writer and was not taken: the store is
+    /// saturated.
+    #[error("the order store's writer is saturated (waited {0:?})")]
+    Busy(Duration),
     /// The database failed.
     #[error("order database error")]
     Database(#[from] sqlx::Error),
@@ -76,6 +80,8 @@ pub struct Store {
     /// (milliseconds at a time) instead of queueing; one writer connection queues them in the
     /// pool, in order, without sleeping. On PostgreSQL the same pool as reads.
     writer: AnyPool,
+    /// How long a new order may wait for `writer`: see [`Store::with_write_wait`].
+    write_wait: Duration,
     backend: Backend,
 }
 
@@ -87,6 +93,9 @@ pub enum Backend {
     /// A PostgreSQL server.
     Postgres,
 }
+
+/// [`Store::with_write_wait`]'s default: the `--store-write-wait` default.
+const DEFAULT_WRITE_WAIT: Duration = Duration::from_millis(100);
 
 const ORDER_COLUMNS: &str = "order_id, customer_id, status, total_minor, currency_code, \
                              created_at_ms, updated_at_ms";
@@ -142,9 +151,21 @@ impl Store {
         };
         Ok(Self {
             pool,
+            write_wait: DEFAULT_WRITE_WAIT,
             writer,
             backend,
         })
+    }
+
+    /// Sheds a new order that waits longer than `wait` for the writer
+    /// ([`StoreError::Busy`]). The writer serves one order at a time: when orders arrive
+    /// faster than it commits them, a queue in front of it grows without bound, and every
+    /// order in it answers late. Bounding the wait bounds that queue to what the writer
+    /// drains in `wait`, measured where the work queues, whatever the cause. Writes of
+    /// orders already taken (their settlement) are never shed.
+    pub fn with_write_wait(mut self, wait: Duration) -> Self {
+        self.write_wait = wait;
+        self
     }
 
     /// Which database this is.
@@ -160,7 +181,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<Inserted, StoreError> {
         let fingerprint = order.fingerprint();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = tokio::time::timeout(self.write_wait, self.writer.begin())
+            .await
+            .map_err(|_| StoreError::Busy(self.write_wait))??;
         let inserted = sqlx::query(
             "INSERT INTO orders (order_id, customer_id, idempotency_key, fingerprint, status, \
              total_minor, currency_code, created_at_ms, updated_at_ms) \
@@ -462,7 +485,46 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
+    use crate::domain::ValidLine;
+
+    fn order(key: &str) -> ValidOrder {
+        ValidOrder {
+            customer_id: "cus_1".to_owned(),
+            lines: vec![ValidLine {
+                sku: "sku_1".to_owned(),
+                quantity: 1,
+                unit_price_minor: 100,
+            }],
+            total_minor: 100,
+            currency_code: "EUR".to_owned(),
+            idempotency_key: Some(key.to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_order_that_cannot_get_the_writer_in_time_is_shed_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("order.db").display());
+        let store = Store::connect(&url)
+            .await
+            .expect("store opens")
+            .with_write_wait(Duration::from_millis(50));
+
+        // Another write holds the writer for longer than the wait.
+        let held = store.writer.begin().await.expect("the writer");
+        let shed = store.insert_pending("ord_shed", &order("k1"), 1).await;
+        assert!(
+            matches!(shed, Err(StoreError::Busy(wait)) if wait == Duration::from_millis(50)),
+            "{shed:?}"
+        );
+        drop(held);
+
+        assert_eq!(store.count().await.expect("count"), 0, "nothing stored");
+        let taken = store.insert_pending("ord_taken", &order("k1"), 2).await;
+        assert!(matches!(taken, Ok(Inserted::New(_))), "{taken:?}");
+        assert_eq!(store.count().await.expect("count"), 1);
+    }
 
     #[test]
     fn passwords_never_reach_messages() {

@@ -1,19 +1,28 @@
 //! The AIMD limit itself: additive increase while the server keeps up, multiplicative
-//! decrease when it does not.
+//! decrease when it does not, each at most about once per round trip.
 
-use std::{
-    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
-    time::Duration,
-};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use tokio::time::Instant;
 
 use super::LimitConfig;
 
 /// The current limit and the work in flight. Lock-free: the limit is an `f64` in an
 /// `AtomicU64`, updated once per finished request by compare-and-swap.
+///
+/// Both moves are paced by the round trip, as TCP paces its congestion window, because a
+/// busy server answers thousands of requests per round trip and a per-answer step would
+/// swing the limit by thousands:
+/// - a fast answer adds `1 / limit`, so a limit's worth of them (one round trip) adds one;
+/// - a slow answer cuts the limit only if its request was admitted after the last cut: the
+///   answers to requests admitted before it report a queue the cut has already dealt with.
 #[derive(Debug)]
 pub(super) struct Aimd {
     limit: AtomicU64,
     in_flight: AtomicUsize,
+    /// When the limit was last cut, in nanoseconds after `epoch` (0: never).
+    last_cut: AtomicU64,
+    epoch: Instant,
     config: LimitConfig,
 }
 
@@ -22,6 +31,8 @@ impl Aimd {
         Self {
             limit: AtomicU64::new((config.initial_limit as f64).to_bits()),
             in_flight: AtomicUsize::new(0),
+            last_cut: AtomicU64::new(0),
+            epoch: Instant::now(),
             config,
         }
     }
@@ -57,39 +68,58 @@ impl Aimd {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Adjusts the limit for a request admitted with `in_flight` requests in flight and
-    /// answered after `latency`. Returns the new whole limit if it changed.
+    /// Adjusts the limit for a request admitted at `start` with `in_flight` requests in
+    /// flight and answered now. Returns the new whole limit if it changed.
     pub(super) fn sample(
         &self,
         in_flight: usize,
-        latency: Duration,
+        start: Instant,
         overloaded: bool,
     ) -> Option<usize> {
         let config = &self.config;
-        let dropped = overloaded || latency >= config.latency_threshold;
-        let update = |bits: u64| {
-            let limit = f64::from_bits(bits);
-            let next = if dropped {
-                (limit * config.backoff_ratio).max(config.min_limit as f64)
-            } else if in_flight * 2 >= limit as usize {
-                // Only grow when the limit is actually being used (Netflix's rule).
-                (limit + 1.0).min(config.max_limit as f64)
-            } else {
+        let now = Instant::now();
+        let dropped = overloaded || now.duration_since(start) >= config.latency_threshold;
+        let next: &dyn Fn(f64) -> Option<f64> = if dropped {
+            if !self.claim_cut(start, now) {
                 return None;
-            };
-            (next != limit).then_some(next.to_bits())
+            }
+            &|limit| Some((limit * config.backoff_ratio).max(config.min_limit as f64))
+        } else if in_flight * 2 >= self.limit() {
+            // Only grow when the limit is actually being used (Netflix's rule).
+            &|limit| Some((limit + 1.0 / limit).min(config.max_limit as f64))
+        } else {
+            return None;
         };
         let previous = self
             .limit
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, update)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                let limit = f64::from_bits(bits);
+                next(limit).filter(|next| *next != limit).map(f64::to_bits)
+            })
             .ok()?;
         let (before, after) = (f64::from_bits(previous) as usize, self.limit());
         (before != after).then_some(after)
+    }
+
+    /// Takes the right to cut for a request admitted at `start`: only one cut per round
+    /// trip, and only for a request admitted after the last one.
+    fn claim_cut(&self, start: Instant, now: Instant) -> bool {
+        let nanos = |at: Instant| {
+            u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+        };
+        let (start, now) = (nanos(start), nanos(now).max(1));
+        self.last_cut
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                (last == 0 || start >= last).then_some(now)
+            })
+            .is_ok()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn aimd(initial: usize) -> Aimd {
@@ -100,30 +130,54 @@ mod tests {
         )
     }
 
-    #[test]
-    fn grows_by_one_while_used_and_not_beyond_max() {
+    fn slow() -> Duration {
+        LimitConfig::default().latency_threshold
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grows_by_one_per_limit_of_fast_answers_while_used_and_not_beyond_max() {
         let aimd = aimd(10);
-        let fast = Duration::from_millis(1);
+        let now = Instant::now();
         assert_eq!(
-            aimd.sample(1, fast, false),
+            aimd.sample(1, now, false),
             None,
             "a mostly idle limit does not grow"
         );
-        for expected in [11, 12] {
-            assert_eq!(aimd.sample(10, fast, false), Some(expected));
+        assert_eq!(aimd.limit(), 10);
+        // 1/10 + 1/10.1 + … : the eleventh fast answer of a well-used limit takes it to 11.
+        let grew_at = (1..=20).find(|_| aimd.sample(10, now, false).is_some());
+        assert_eq!(grew_at, Some(11));
+        assert_eq!(aimd.limit(), 11);
+        for _ in 0..100 {
+            aimd.sample(12, now, false);
         }
-        assert_eq!(aimd.sample(12, fast, false), None, "capped at max_limit");
+        assert_eq!(aimd.limit(), 12, "capped at max_limit");
     }
 
-    #[test]
-    fn backs_off_on_slow_or_overloaded_responses_down_to_min() {
+    #[tokio::test(start_paused = true)]
+    async fn slow_answers_of_one_round_trip_cut_the_limit_once() {
         let aimd = aimd(10);
-        assert_eq!(aimd.sample(1, Duration::from_secs(1), false), Some(9));
-        assert_eq!(aimd.sample(1, Duration::ZERO, true), Some(8)); // 9 × 0.9 = 8.1
-        for _ in 0..50 {
-            aimd.sample(1, Duration::ZERO, true);
+        let admitted = Instant::now();
+        tokio::time::advance(slow()).await;
+        assert_eq!(aimd.sample(10, admitted, false), Some(9));
+        for _ in 0..9 {
+            assert_eq!(
+                aimd.sample(10, admitted, false),
+                None,
+                "admitted before the cut: already dealt with"
+            );
         }
-        assert_eq!(aimd.limit(), 2);
+        // A request admitted after the cut and still slow cuts again; an overloaded answer
+        // counts as slow.
+        let after_cut = Instant::now();
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(aimd.sample(9, after_cut, true), Some(8)); // 9 × 0.9 = 8.1
+        for _ in 0..50 {
+            let admitted = Instant::now();
+            tokio::time::advance(slow()).await;
+            aimd.sample(1, admitted, false);
+        }
+        assert_eq!(aimd.limit(), 2, "floored at min_limit");
     }
 
     #[test]

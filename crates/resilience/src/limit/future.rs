@@ -11,7 +11,10 @@ use http::Response;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::{Shared, response::signals_overload};
+use super::{
+    Shared,
+    response::{signals_overload, was_shed},
+};
 
 /// An admitted request's place in the limit; dropping it unfinished frees the place without
 /// teaching the limit anything.
@@ -25,8 +28,11 @@ pub(super) struct Admitted {
 impl Admitted {
     /// Teaches the limit how this request went; dropping `self` then frees its place.
     fn complete(self, overloaded: bool) {
-        let latency = self.start.elapsed();
-        if let Some(limit) = self.shared.aimd.sample(self.in_flight, latency, overloaded) {
+        if let Some(limit) = self
+            .shared
+            .aimd
+            .sample(self.in_flight, self.start, overloaded)
+        {
             self.shared.observer.on_limit(limit);
         }
     }
@@ -80,7 +86,12 @@ where
         };
         let result = ready!(inner.poll(cx));
         if let (Some(admitted), Ok(response)) = (this.admitted.take(), &result) {
-            admitted.complete(signals_overload(response));
+            // A narrower limit inside shed it: that limit has learned from it, and it says
+            // nothing of how the rest of the server keeps up. Dropping `admitted` frees its
+            // place without a sample.
+            if !was_shed(response) {
+                admitted.complete(signals_overload(response));
+            }
         }
         Poll::Ready(result)
     }

@@ -8,11 +8,15 @@
 //! an error, so the layer keeps its inner service's error type and sits in tonic's
 //! `Server::builder().layer()` and in an axum router alike.
 //!
-//! The limit adapts by AIMD, as Netflix's concurrency-limits `AIMDLimit`: each response
-//! faster than [`latency_threshold`](LimitConfig::latency_threshold) adds one while the limit
-//! is at least half used; each slower one, or one that says the server is overloaded (503,
-//! 429, gRPC `RESOURCE_EXHAUSTED`/`UNAVAILABLE` in the headers), multiplies it by
-//! [`backoff_ratio`](LimitConfig::backoff_ratio). AIMD was chosen over the gradient limiters
+//! The limit adapts by AIMD, as Netflix's concurrency-limits `AIMDLimit`, paced by the round
+//! trip as TCP's congestion window is: while the limit is at least half used, responses
+//! faster than [`latency_threshold`](LimitConfig::latency_threshold) add one per limit's worth
+//! of them; a slower one, or one that says the server is overloaded (503, 429, gRPC
+//! `RESOURCE_EXHAUSTED`/`UNAVAILABLE` in the headers), multiplies it by
+//! [`backoff_ratio`](LimitConfig::backoff_ratio), once: the other slow answers to requests
+//! admitted before that cut do not cut again. (Netflix adds one per response, and cuts on
+//! every slow one; under thousands of answers a second that swings the limit between its
+//! bounds several times a second, admitting a queue on every upswing.) AIMD was chosen over the gradient limiters
 //! because it needs no estimate of the no-load latency, which a service with a fault-injected
 //! dependency does not have. Latency is measured to the response head; a streaming body's
 //! duration is not seen.
@@ -47,6 +51,14 @@ pub trait LimitObserver: Send + Sync + 'static {
     /// A request was shed.
     fn on_shed(&self) {}
 }
+
+/// Marks a response (in its extensions) as a shed answer: the limit's own, or one a handler
+/// gives when a resource of its own is saturated (a writer queue, a pool). An
+/// [`AdaptiveLimit`] that sees it on an admitted request's response takes no sample from it:
+/// the saturation of one narrower resource must not shrink the limit of a whole server whose
+/// other requests are keeping up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shed;
 
 /// The observer that observes nothing.
 impl LimitObserver for () {}
@@ -238,10 +250,15 @@ mod tests {
         }
         assert_eq!(peak.load(Ordering::SeqCst), 10);
         assert_eq!(layer.in_flight(), 0);
-        // Fast responses from a well-used limit grow it (by how much depends on the order
-        // they finish in).
-        assert!(layer.limit() > 10);
-        assert_eq!(counts.limit.load(Ordering::SeqCst), layer.limit());
+        // Fast responses from a well-used limit grow it by one a round trip: ten answers to a
+        // limit of ten are not quite one round trip of growth (1/10 + 1/10.1 + …), so the
+        // whole limit holds.
+        assert_eq!(layer.limit(), 10);
+        assert_eq!(
+            counts.limit.load(Ordering::SeqCst),
+            0,
+            "no change to report"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -250,8 +267,12 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(2)).await;
             Ok::<_, Infallible>(Response::new(String::new()))
         });
-        let layer =
-            LimitLayer::try_new(LimitConfig::default().with_initial_limit(10)).expect("valid");
+        let counts = Arc::new(Counts::default());
+        let layer = LimitLayer::try_with_observer(
+            LimitConfig::default().with_initial_limit(10),
+            counts.clone(),
+        )
+        .expect("valid");
         let service = layer.layer(inner);
         service
             .clone()
@@ -264,5 +285,45 @@ mod tests {
             .await
             .expect("infallible");
         assert_eq!(layer.limit(), 8);
+        assert_eq!(
+            counts.limit.load(Ordering::SeqCst),
+            8,
+            "the observer saw the change"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_shed_by_a_narrower_limit_does_not_shrink_this_one() {
+        let inner = service_fn(|request: Request<()>| async move {
+            let mut response = Response::new(String::new());
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            if request.headers().contains_key("x-shed") {
+                response.extensions_mut().insert(Shed);
+            }
+            Ok::<_, Infallible>(response)
+        });
+        let layer =
+            LimitLayer::try_new(LimitConfig::default().with_initial_limit(10)).expect("valid");
+        let service = layer.layer(inner);
+        let call = |shed: bool| {
+            let mut request = request("application/json");
+            if shed {
+                request
+                    .headers_mut()
+                    .insert("x-shed", http::HeaderValue::from_static("1"));
+            }
+            service.clone().oneshot(request)
+        };
+        for _ in 0..5 {
+            call(true).await.expect("infallible");
+        }
+        assert_eq!(layer.limit(), 10, "marked answers are no sample");
+        assert_eq!(layer.in_flight(), 0, "their places were freed");
+        call(false).await.expect("infallible");
+        assert_eq!(
+            layer.limit(),
+            9,
+            "an unmarked 503 says the server is overloaded"
+        );
     }
 }

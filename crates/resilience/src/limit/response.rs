@@ -18,6 +18,7 @@ pub(super) fn is_grpc<B>(request: &http::Request<B>) -> bool {
 /// HTTP 503 with `Retry-After`.
 pub(super) fn overloaded<B: Default>(grpc: bool, retry_after: std::time::Duration) -> Response<B> {
     let mut response = Response::new(B::default());
+    response.extensions_mut().insert(super::Shed);
     if !grpc {
         *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     }
@@ -44,6 +45,12 @@ pub(super) fn overloaded<B: Default>(grpc: bool, retry_after: std::time::Duratio
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
+}
+
+/// Whether a response is a shed answer from a narrower limit inside this one, which says
+/// nothing about the server as a whole.
+pub(super) fn was_shed<B>(response: &Response<B>) -> bool {
+    response.extensions().get::<super::Shed>().is_some()
 }
 
 /// Whether a response says the server behind the limit is itself overloaded.

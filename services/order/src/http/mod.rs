@@ -14,7 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use resilience::limit::LimitLayer;
+use resilience::limit::{LimitLayer, Shed};
 use telemetry::{http::HttpServerLayer, ops::problem};
 
 use crate::app::{App, AppError};
@@ -88,6 +88,19 @@ impl IntoResponse for AppError {
                 &format!("no order `{order_id}`"),
                 &[] as &[()],
             ),
+            AppError::Busy => {
+                let mut response = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "order is overloaded: too many orders are waiting for the store; nothing was stored, retry after Retry-After",
+                    &[] as &[()],
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                // Shed by the store's own bound: the server-wide limit learns nothing from it.
+                response.extensions_mut().insert(Shed);
+                response
+            }
             AppError::Store(error) => {
                 tracing::error!(
                     error = &error as &dyn std::error::Error,
