@@ -98,6 +98,13 @@ async fn payment_outage_at_peak_answers_every_order_and_charges_each_once_after_
         .values()
         .all(|order| order.status == "CONFIRMED");
     let share = percent(answered, sent);
+    let others: Vec<String> = run.summary["requests"]["PlaceOrder"]["status"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(status, _)| !["201", "202"].contains(&status.as_str()))
+        .map(|(status, count)| format!("{count} answered {status}"))
+        .collect();
 
     let rows = [
         Row::new(
@@ -105,8 +112,13 @@ async fn payment_outage_at_peak_answers_every_order_and_charges_each_once_after_
             NAME,
             "≥ 99.95 % of PlaceOrder answered 201/202",
             format!(
-                "{share:.2} % ({answered} of {sent}; {} answered 202 during the outage; peak-sale × {TIME_SCALE}, outage 15 s)",
-                pending.len()
+                "{share:.2} % ({answered} of {sent}; {} answered 202 during the outage{}; peak-sale × {TIME_SCALE}, outage 15 s)",
+                pending.len(),
+                if others.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", others.join(", "))
+                }
             ),
             sent > 0 && share >= 99.95 && !pending.is_empty(),
         ),

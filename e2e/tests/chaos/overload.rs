@@ -20,6 +20,8 @@ const RSS_MAX_MIB: u64 = 256;
 /// Order and payment's CPU budget: small enough that loadgen, on the other core, can offer
 /// three times what they serve.
 const SYSTEM_CORES: f64 = 0.4;
+/// Order's `--store-write-wait` (off by default): new orders are shed where they queue.
+const STORE_WRITE_WAIT: &str = "100ms";
 /// The overload's users, as a multiple of the knee's.
 const OVERLOAD_USERS: u64 = 5;
 
@@ -63,7 +65,12 @@ async fn at_three_times_capacity_goodput_holds_and_the_rest_is_shed_with_retry_a
     let quota = CpuQuota::new(SYSTEM_CORES);
     // Without both, loadgen competes with what it loads and cannot offer 3× on two cores.
     let isolated = cpus.is_some() && quota.is_some();
-    let cluster = Cluster::start_on(&[], cpus.clone(), quota).await;
+    let cluster = Cluster::start_on(
+        &["--store-write-wait", STORE_WRITE_WAIT],
+        cpus.clone(),
+        quota,
+    )
+    .await;
 
     // Capacity: the stress ladder (5, 10, 20, … users, 6 s a rung) up to the first rung where
     // an SLO breaks (a 5xx, a shed request, PlaceOrder p99 over 300 ms).

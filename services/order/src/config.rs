@@ -47,11 +47,13 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// How long a new order may wait for the store's writer. Past it the writer's queue holds
-    /// more than it drains in that time, and the order is shed (HTTP 503 + `Retry-After`,
-    /// gRPC RESOURCE_EXHAUSTED) rather than queued behind it.
-    #[arg(long, env = "STORE_WRITE_WAIT", default_value = "100ms", value_parser = humantime::parse_duration)]
-    pub store_write_wait: Duration,
+    /// How long a new order may wait for the store's writer (e.g. 100ms). Past it the
+    /// writer's queue holds more than it drains in that time, and the order is shed (HTTP 503
+    /// with `Retry-After`, gRPC RESOURCE_EXHAUSTED) rather than queued behind it. Off by default:
+    /// a commit stalled for a moment (a WAL checkpoint, a slow disk) would shed orders that
+    /// no overload sent. Set it where a sale can outrun the writer.
+    #[arg(long, env = "STORE_WRITE_WAIT", value_parser = humantime::parse_duration)]
+    pub store_write_wait: Option<Duration>,
 
     /// Payment's gRPC endpoint. `https://` turns TLS on (and needs --payment-tls-ca).
     #[arg(long, env = "PAYMENT_URL", default_value = "http://127.0.0.1:50052")]

@@ -80,8 +80,8 @@ pub struct Store {
     /// (milliseconds at a time) instead of queueing; one writer connection queues them in the
     /// pool, in order, without sleeping. On PostgreSQL the same pool as reads.
     writer: AnyPool,
-    /// How long a new order may wait for `writer`: see [`Store::with_write_wait`].
-    write_wait: Duration,
+    /// How long a new order may wait for `writer`, if bounded: see [`Store::with_write_wait`].
+    write_wait: Option<Duration>,
     backend: Backend,
 }
 
@@ -93,9 +93,6 @@ pub enum Backend {
     /// A PostgreSQL server.
     Postgres,
 }
-
-/// [`Store::with_write_wait`]'s default: the `--store-write-wait` default.
-const DEFAULT_WRITE_WAIT: Duration = Duration::from_millis(100);
 
 const ORDER_COLUMNS: &str = "order_id, customer_id, status, total_minor, currency_code, \
                              created_at_ms, updated_at_ms";
@@ -151,7 +148,7 @@ impl Store {
         };
         Ok(Self {
             pool,
-            write_wait: DEFAULT_WRITE_WAIT,
+            write_wait: None,
             writer,
             backend,
         })
@@ -163,7 +160,8 @@ impl Store {
     /// order in it answers late. Bounding the wait bounds that queue to what the writer
     /// drains in `wait`, measured where the work queues, whatever the cause. Writes of
     /// orders already taken (their settlement) are never shed.
-    pub fn with_write_wait(mut self, wait: Duration) -> Self {
+    /// `None` (the default) waits as long as it takes.
+    pub fn with_write_wait(mut self, wait: Option<Duration>) -> Self {
         self.write_wait = wait;
         self
     }
@@ -181,9 +179,12 @@ impl Store {
         now_ms: i64,
     ) -> Result<Inserted, StoreError> {
         let fingerprint = order.fingerprint();
-        let mut tx = tokio::time::timeout(self.write_wait, self.writer.begin())
-            .await
-            .map_err(|_| StoreError::Busy(self.write_wait))??;
+        let mut tx = match self.write_wait {
+            Some(wait) => tokio::time::timeout(wait, self.writer.begin())
+                .await
+                .map_err(|_| StoreError::Busy(wait))??,
+            None => self.writer.begin().await?,
+        };
         let inserted = sqlx::query(
             "INSERT INTO orders (order_id, customer_id, idempotency_key, fingerprint, status, \
              total_minor, currency_code, created_at_ms, updated_at_ms) \
@@ -509,7 +510,7 @@ mod tests {
         let store = Store::connect(&url)
             .await
             .expect("store opens")
-            .with_write_wait(Duration::from_millis(50));
+            .with_write_wait(Some(Duration::from_millis(50)));
 
         // Another write holds the writer for longer than the wait.
         let held = store.writer.begin().await.expect("the writer");
