@@ -175,7 +175,7 @@ pub fn document(rows: &[Row], machine: &str) -> String {
          failed. Re-run and regenerate:\n\n\
          ```sh\n\
          cargo build --release --bin order --bin payment --bin loadgen\n\
-         STORMPROOF_WRITE_RELIABILITY=1 cargo nextest run -p stormproof-e2e --test chaos --test-threads 1 --no-fail-fast\n\
+         STORMPROOF_WRITE_RELIABILITY=1 cargo nextest run -p stormproof-e2e --test chaos --test-threads 1 --no-fail-fast --run-ignored all\n\
          ```\n\n\
          Scaled to fit CI (the whole suite in a few minutes on two shared cores): durations \
          are the profiles' times a time scale, and settings that only set a pace are shortened \

@@ -7,7 +7,7 @@
 //!
 //! ```sh
 //! cargo build --release --bin order --bin payment --bin loadgen
-//! STORMPROOF_WRITE_RELIABILITY=1 cargo nextest run -p stormproof-e2e --test chaos --test-threads 1 --no-fail-fast
+//! STORMPROOF_WRITE_RELIABILITY=1 cargo nextest run -p stormproof-e2e --test chaos --test-threads 1 --no-fail-fast --run-ignored all
 //! ```
 
 mod crash;
