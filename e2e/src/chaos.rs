@@ -379,7 +379,6 @@ impl CpuSplit {
 #[derive(Debug)]
 pub struct CpuQuota {
     dir: PathBuf,
-    cores: f64,
 }
 
 impl CpuQuota {
@@ -415,13 +414,8 @@ impl CpuQuota {
             std::fs::write(dir.join("cpu.cfs_period_us"), period_us.to_string())
                 .and_then(|()| std::fs::write(dir.join("cpu.cfs_quota_us"), quota_us.to_string()))
         };
-        let quota = Self { dir, cores };
+        let quota = Self { dir };
         written.ok().map(|()| quota)
-    }
-
-    /// The budget, in CPUs.
-    pub fn cores(&self) -> f64 {
-        self.cores
     }
 
     /// Moves process `pid`, every thread of it, into the group.

@@ -65,6 +65,15 @@ async fn not_found() -> Response {
     problem(StatusCode::NOT_FOUND, "no such resource", &[] as &[()])
 }
 
+/// A 503 problem with `Retry-After: 1`.
+fn retry_later(detail: &str) -> Response {
+    let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, detail, &[] as &[()]);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
@@ -89,14 +98,9 @@ impl IntoResponse for AppError {
                 &[] as &[()],
             ),
             AppError::Busy => {
-                let mut response = problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                let mut response = retry_later(
                     "order is overloaded: too many orders are waiting for the store; nothing was stored, retry after Retry-After",
-                    &[] as &[()],
                 );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 // Shed by the store's own bound: the server-wide limit learns nothing from it.
                 response.extensions_mut().insert(Shed);
                 response
@@ -106,15 +110,7 @@ impl IntoResponse for AppError {
                     error = &error as &dyn std::error::Error,
                     "order.store_failed"
                 );
-                let mut response = problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the order store is unavailable; retry with the same Idempotency-Key",
-                    &[] as &[()],
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response
+                retry_later("the order store is unavailable; retry with the same Idempotency-Key")
             }
         }
     }
