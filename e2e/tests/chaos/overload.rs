@@ -13,8 +13,8 @@ use stormproof_e2e::{
 use crate::assert_rows;
 
 const NAME: &str = "overload at 3× capacity";
-/// Order's `--limit-latency-threshold` default: the adaptive limit keeps admitted requests
-/// under it.
+/// Twice order's `--limit-latency-threshold` default (250 ms): the limit cuts when answers
+/// pass the threshold, so admitted answers overshoot it by up to a round trip's queue.
 const ADMITTED_P99_MAX: Duration = Duration::from_millis(500);
 const RSS_MAX_MIB: u64 = 256;
 /// Order and payment's CPU budget: small enough that loadgen, on the other core, can offer
@@ -57,10 +57,6 @@ fn answered(run: &LoadRun, good: impl Fn(u16) -> bool) -> u64 {
         .unwrap_or(0)
 }
 
-// Its admitted-PlaceOrder p99 sits at the 500 ms target: it passed in the run that wrote
-// docs/reliability.md (client p99 336 ms) and missed in a CI rehearsal (546 ms), so a default
-// run leaves it out until the writer's bound is tuned; `task chaos:verify` runs it.
-#[ignore = "admitted p99 is marginal against 500 ms on 2 shared cores: run by `task chaos:verify`"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_three_times_capacity_goodput_holds_and_the_rest_is_shed_with_retry_after() {
     // Order and payment get half the CPUs, loadgen and the proxies the other half: a
@@ -187,7 +183,7 @@ async fn at_three_times_capacity_goodput_holds_and_the_rest_is_shed_with_retry_a
             4,
             NAME,
             format!(
-                "p99 of admitted PlaceOrder, as order serves it, ≤ {} ms (its limit's latency threshold)",
+                "p99 of admitted PlaceOrder, as order serves it, ≤ {} ms (twice its limit's latency threshold)",
                 ADMITTED_P99_MAX.as_millis()
             ),
             format!(

@@ -256,8 +256,10 @@ pub struct LimitArgs {
     /// …nor above this.
     #[arg(long, env = "LIMIT_MAX", default_value_t = 1000)]
     pub limit_max: usize,
-    /// A response slower than this shrinks the limit.
-    #[arg(long, env = "LIMIT_LATENCY_THRESHOLD", default_value = "500ms", value_parser = humantime::parse_duration)]
+    /// A response slower than this shrinks the limit. Below the 300 ms PlaceOrder SLO, so that
+    /// the limit holds admitted requests inside it: it reacts a round trip late, so answers
+    /// overshoot the threshold before a cut takes hold.
+    #[arg(long, env = "LIMIT_LATENCY_THRESHOLD", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub limit_latency_threshold: Duration,
     /// What shed requests are told to wait before retrying.
     #[arg(long, env = "LIMIT_RETRY_AFTER", default_value = "1s", value_parser = humantime::parse_duration)]

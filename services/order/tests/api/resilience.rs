@@ -382,3 +382,124 @@ async fn overload_is_shed_at_once_with_retry_after() {
     order.stop().await;
     payment.stop().await;
 }
+
+/// A new order that cannot get the store's writer within `--store-write-wait` is shed before
+/// anything is stored: 503 with `Retry-After` and a problem body over HTTP, RESOURCE_EXHAUSTED
+/// with `grpc-retry-pushback-ms` over gRPC, counted in `load_shed_total`; reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_order_the_writer_cannot_take_in_time_is_shed_with_retry_after() {
+    use contracts::order::v1::{self as pb, order_service_client::OrderServiceClient};
+    use sqlx::{Connection, Executor};
+
+    let payment = spawn_payment().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = format!("sqlite://{}", dir.path().join("order.db").display());
+    let order = spawn_order(
+        &payment.url(),
+        &["--database-url", &database, "--store-write-wait", "50ms"],
+    )
+    .await;
+    let place = |customer: &'static str| {
+        order
+            .http
+            .post(order.url("/v1/orders"))
+            .json(
+                &json!({ "customer_id": customer, "lines": [{ "sku": "CAP-RED", "quantity": 1 }] }),
+            )
+            .send()
+    };
+
+    // Another process holds SQLite's write lock: the first order takes order's writer and
+    // waits for the lock in SQLite's busy handler (5 s), so the writer stays taken.
+    let mut other = sqlx::SqliteConnection::connect(&database)
+        .await
+        .expect("a second connection to order's database");
+    other
+        .execute("BEGIN EXCLUSIVE")
+        .await
+        .expect("the write lock");
+    let first = tokio::spawn(place("cust-first"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let shed = place("cust-shed").await.expect("answered");
+    let elapsed = started.elapsed();
+    assert_eq!(shed.status().as_u16(), 503);
+    assert_eq!(
+        shed.headers()
+            .get("retry-after")
+            .map(|value| value.as_bytes()),
+        Some(&b"1"[..])
+    );
+    assert!(
+        elapsed < Duration::from_millis(1000),
+        "shed after the 50 ms wait, not after the lock: {elapsed:?}"
+    );
+    let body: Value = shed.json().await.expect("a JSON problem body");
+    assert_eq!(body["status"], 503, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("nothing was stored")),
+        "{body}"
+    );
+
+    let mut client = OrderServiceClient::connect(format!("http://{}", order.grpc_addr))
+        .await
+        .expect("connect");
+    let refused = client
+        .place_order(pb::PlaceOrderRequest {
+            customer_id: "grpc-shed".to_owned(),
+            lines: vec![pb::OrderLine {
+                sku: "CAP-RED".to_owned(),
+                quantity: 1,
+                unit_price: None,
+            }],
+            idempotency_key: String::new(),
+        })
+        .await
+        .expect_err("shed");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused
+            .metadata()
+            .get("grpc-retry-pushback-ms")
+            .and_then(|value| value.to_str().ok()),
+        Some("1000")
+    );
+    let read = order
+        .http
+        .get(order.url("/v1/products"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(read.status().as_u16(), 200, "reads are not shed");
+
+    other.execute("ROLLBACK").await.expect("lock released");
+    let first = first
+        .await
+        .expect("the first order's task")
+        .expect("answered");
+    assert_eq!(
+        first.status().as_u16(),
+        201,
+        "the order that held the writer is taken"
+    );
+    assert_eq!(
+        order.app.store().count().await.expect("count"),
+        1,
+        "only the first order is stored"
+    );
+    let metrics = order.metrics().await;
+    assert_eq!(
+        sample(&metrics, "load_shed_total", &[("service", "order")]),
+        Some(2.0),
+        "both sheds counted"
+    );
+    order.stop().await;
+    payment.stop().await;
+}
