@@ -146,7 +146,7 @@ impl App {
         };
         let order = self
             .store
-            .transition(&order.order_id, status, now_ms())
+            .transition(order, status, now_ms())
             .await
             .inspect_err(|_| metrics::order_failed())?;
         metrics::order(order.status);

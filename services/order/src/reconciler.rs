@@ -144,10 +144,7 @@ async fn settle(
                 } else {
                     OrderStatus::Rejected
                 };
-                let settled = app
-                    .store()
-                    .transition(&order.order_id, status, now_ms())
-                    .await?;
+                let settled = app.store().transition(order, status, now_ms()).await?;
                 metrics::reconciled(if status == OrderStatus::Confirmed {
                     "confirmed"
                 } else {

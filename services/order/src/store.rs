@@ -262,24 +262,34 @@ impl Store {
         }))
     }
 
-    /// Moves an unsettled order to `to` and returns it as it then is. An order settled
+    /// Moves an unsettled `order` to `to` and returns it as it then is. An order settled
     /// meanwhile (by the reconciler, say) keeps its status: the first settlement wins.
     pub async fn transition(
         &self,
-        order_id: &str,
+        mut order: Order,
         to: OrderStatus,
         now_ms: i64,
     ) -> Result<Order, StoreError> {
-        sqlx::query(
+        let moved = sqlx::query(
             "UPDATE orders SET status = $1, updated_at_ms = $2, lease_owner = NULL, lease_until_ms = 0 \
              WHERE order_id = $3 AND status IN ('PENDING', 'PAYMENT_PENDING')",
         )
         .bind(to.as_str())
         .bind(now_ms)
-        .bind(order_id)
+        .bind(&order.order_id)
         .execute(&self.writer)
-        .await?;
-        self.get(order_id)
+        .await?
+        .rows_affected()
+            == 1;
+        // Only the status and its time changed (lines, total and customer never do): the
+        // order is read back only when another settlement came first.
+        if moved {
+            order.status = to;
+            order.updated_at_ms = now_ms;
+            return Ok(order);
+        }
+        let order_id = order.order_id;
+        self.get(&order_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("{order_id} vanished")))
     }

@@ -327,32 +327,42 @@ impl Ledger {
             Verdict::Capture => (pb::PaymentStatus::Captured, String::new()),
             Verdict::Decline(reason) => (pb::PaymentStatus::Declined, reason),
         };
-        let payment_id = format!("pay_{:032x}", rand::random::<u128>());
+        let payment = Payment {
+            payment_id: format!("pay_{:032x}", rand::random::<u128>()),
+            order_id: charge.order_id.as_str().to_owned(),
+            amount_minor: charge.amount_minor,
+            currency_code: charge.currency.code().to_owned(),
+            method: charge.method as i32,
+            status: status as i32,
+            decline_reason: reason,
+            created_at_ms: now_ms(),
+        };
         let inserted = sqlx::query(
             "INSERT INTO payments (payment_id, order_id, amount_minor, currency_code, method, \
              status, decline_reason, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (order_id) DO NOTHING",
         )
-        .bind(&payment_id)
-        .bind(charge.order_id.as_str())
-        .bind(charge.amount_minor)
-        .bind(charge.currency.code())
-        .bind(charge.method as i32)
-        .bind(status as i32)
-        .bind(&reason)
-        .bind(now_ms())
+        .bind(&payment.payment_id)
+        .bind(&payment.order_id)
+        .bind(payment.amount_minor)
+        .bind(&payment.currency_code)
+        .bind(payment.method)
+        .bind(payment.status)
+        .bind(&payment.decline_reason)
+        .bind(payment.created_at_ms)
         .execute(&self.writer)
         .await?
         .rows_affected()
             == 1;
-
+        // A new row is exactly what was bound: only a replay reads the one already there.
+        if inserted {
+            return Ok(Recorded::New(payment));
+        }
         let payment = self
             .get(&charge.order_id)
             .await?
             .ok_or(sqlx::Error::RowNotFound)?;
-        if inserted {
-            Ok(Recorded::New(payment))
-        } else if payment.same_terms(charge) {
+        if payment.same_terms(charge) {
             Ok(Recorded::Replayed(payment))
         } else {
             Err(LedgerError::Conflict {

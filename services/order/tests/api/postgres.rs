@@ -218,7 +218,7 @@ async fn claims_are_exclusive(url: &str) {
     use stormproof_order::{
         catalogue::Catalogue,
         domain::{LineInput, OrderStatus, PlaceOrderInput, validate},
-        store::Store,
+        store::{Inserted, Store},
     };
 
     let store = Store::connect(url).await.expect("store");
@@ -234,12 +234,15 @@ async fn claims_are_exclusive(url: &str) {
         };
         let valid = validate(&catalogue, &input).expect("valid");
         let id = format!("ord_{n:032x}");
-        store
+        let Inserted::New(order) = store
             .insert_pending(&id, &valid, 1_000)
             .await
-            .expect("insert");
+            .expect("insert")
+        else {
+            panic!("{id} is new");
+        };
         store
-            .transition(&id, OrderStatus::PaymentPending, 1_000)
+            .transition(order, OrderStatus::PaymentPending, 1_000)
             .await
             .expect("defer");
     }
