@@ -5,7 +5,8 @@
 //! drives `PlaceOrder` from one tonic client at fixed concurrency for a fixed time, and prints
 //! each figure beside a baseline measured in the same run:
 //!
-//! - order (healthy payment, full telemetry) against the echo server;
+//! - order (healthy payment, full telemetry) against the echo server, and against a relay
+//!   (a tonic server that calls echo: two hops, as order makes, and no work);
 //! - order with metrics and tracing on against the same build with both off;
 //! - fail-fast: payment down with the breaker open, against the breaker disabled;
 //! - throughput and resident memory at 1, 8, 64 and 256 concurrent calls;
@@ -17,12 +18,13 @@
 //!
 //! - `stack`: the child processes, their admin APIs, `/proc` memory readings.
 //! - `load`: the closed-loop driver and what a run measured.
-//! - `echo`: the baseline server. `sink`: an OTLP collector that counts spans.
+//! - `echo`: the baseline servers (echo, relay). `generators`: loadgen against wrk. `sink`: an OTLP collector that counts spans.
 //! - `report`: the machine, criterion's figures, and the Markdown report.
 
 #![forbid(unsafe_code)]
 
 mod echo;
+mod generators;
 mod load;
 mod report;
 mod sink;
@@ -87,6 +89,13 @@ enum Command {
     /// Serve the bare tonic echo baseline (the bench starts it as a child process).
     #[command(hide = true)]
     EchoServer,
+    /// Serve the two-hop baseline: PlaceOrder answered by calling the echo server.
+    #[command(hide = true)]
+    RelayServer {
+        /// The echo server, `http://host:port`.
+        #[arg(long)]
+        upstream: String,
+    },
 }
 
 /// The scaling ladder of issue 11.
@@ -98,10 +107,11 @@ const WARM_UP: Duration = Duration::from_secs(1);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::EchoServer) = args.command {
-        return echo::serve().await;
+    match args.command {
+        Some(Command::EchoServer) => echo::serve().await,
+        Some(Command::RelayServer { ref upstream }) => echo::serve_relay(upstream.clone()).await,
+        None => run(&args).await,
     }
-    run(&args).await
 }
 
 /// How a stack's telemetry is set.
@@ -227,6 +237,24 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     .await?;
     let echo_clients =
         Clients::connect(&echo.addr("grpc_addr")?, args.concurrency, vec![echo.pid()]).await?;
+    let relay = Service::start(
+        "relay",
+        &binaries.bench,
+        &[
+            "relay-server".to_owned(),
+            "--upstream".to_owned(),
+            format!("http://{}", echo.addr("grpc_addr")?),
+        ],
+        &[],
+        &fast_dir,
+    )
+    .await?;
+    let relay_clients = Clients::connect(
+        &relay.addr("grpc_addr")?,
+        args.concurrency,
+        vec![relay.pid(), echo.pid()],
+    )
+    .await?;
     let full = Telemetry::Full {
         endpoint: sink.endpoint(),
     };
@@ -243,8 +271,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let mut disk = Stack::start(&binaries, &token, &disk_dir, full, &[], args.concurrency).await?;
 
     // 1, 2: throughput, interleaved.
-    let subjects: [(&str, &Clients); 4] = [
+    let subjects: [(&str, &Clients); 5] = [
         ("echo", &echo_clients),
+        ("relay", &relay_clients),
         ("on", &on.clients),
         ("off", &off.clients),
         ("disk", &disk.clients),
@@ -254,7 +283,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         load::drive(clients, args.concurrency, WARM_UP).await;
     }
     let spans_before = sink.spans();
-    let mut rounds: [Vec<Outcome>; 4] = Default::default();
+    let mut rounds: [Vec<Outcome>; 5] = Default::default();
     for round in 0..args.rounds {
         for offset in 0..subjects.len() {
             let index = (round + offset) % subjects.len();
@@ -279,11 +308,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         })
         .filter(|(_, count)| *count > 0)
         .collect();
-    let [echo_runs, on_runs, off_runs, disk_runs] = rounds;
+    let [echo_runs, relay_runs, on_runs, off_runs, disk_runs] = rounds;
+    drop(relay_clients);
+    drop(relay);
     let throughput = Throughput {
         concurrency: args.concurrency,
         duration,
         echo: echo_runs,
+        relay: relay_runs,
         on: on_runs,
         off: off_runs,
         disk: disk_runs,
@@ -334,8 +366,10 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     // 3: fail-fast.
     let fail_fast = fail_fast(&binaries, &token, &fast_dir, full, args).await?;
 
-    // 4: the breaker's cost per call, from criterion's latest output.
+    // 4: the breaker's cost per call, from criterion's latest output; loadgen against wrk.
     let breaker = report::read_criterion(binaries.target_dir());
+    eprintln!("bench: loadgen against wrk (loadgen/bench/catalogue.sh)");
+    let generators = generators::measure(binaries.target_dir());
 
     let report = Report {
         profile: binaries.profile(),
@@ -345,6 +379,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         scaling,
         fail_fast,
         breaker,
+        generators,
     };
     let markdown = report.markdown();
     println!("{markdown}");
