@@ -256,3 +256,17 @@ impl Order {
         self.running.stop().await;
     }
 }
+
+/// A gRPC PlaceOrder of one red cap for `customer`, without an idempotency key.
+pub fn one_cap(customer: impl Into<String>) -> contracts::order::v1::PlaceOrderRequest {
+    use contracts::order::v1 as pb;
+    pb::PlaceOrderRequest {
+        customer_id: customer.into(),
+        lines: vec![pb::OrderLine {
+            sku: "CAP-RED".to_owned(),
+            quantity: 1,
+            unit_price: None,
+        }],
+        idempotency_key: String::new(),
+    }
+}

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{spawn_order, spawn_payment};
+use crate::helpers::{one_cap, spawn_order, spawn_payment};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inputs_are_refused_naming_the_field_and_store_nothing() {
@@ -136,15 +136,7 @@ async fn grpc_refusals_carry_bad_request_details() {
     assert_eq!(fields, ["customer_id", "lines[0].quantity"]);
 
     let placed = client
-        .place_order(pb::PlaceOrderRequest {
-            customer_id: "cust-grpc".to_owned(),
-            lines: vec![pb::OrderLine {
-                sku: "CAP-RED".to_owned(),
-                quantity: 1,
-                unit_price: None,
-            }],
-            idempotency_key: String::new(),
-        })
+        .place_order(one_cap("cust-grpc"))
         .await
         .expect("placed")
         .into_inner()

@@ -9,7 +9,7 @@ use stormproof_payment::{domain::OrderId, faults::Preset, ledger::Ledger};
 
 use telemetry::testing::Process;
 
-use crate::helpers::{ADMIN_TOKEN, Order, sample, spawn_order, spawn_payment};
+use crate::helpers::{ADMIN_TOKEN, Order, one_cap, sample, spawn_order, spawn_payment};
 
 /// Every order of `ids` is CONFIRMED, and `ledger` holds exactly one charge for each, of the
 /// order's total.
@@ -276,7 +276,7 @@ async fn an_operator_can_force_the_breaker_open_and_close_it() {
 /// problem body over HTTP, RESOURCE_EXHAUSTED over gRPC, counted in `load_shed_total`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_shed_at_once_with_retry_after() {
-    use contracts::order::v1::{self as pb, order_service_client::OrderServiceClient};
+    use contracts::order::v1::order_service_client::OrderServiceClient;
     use stormproof_payment::faults::FaultSettings;
 
     let payment = spawn_payment().await;
@@ -338,19 +338,7 @@ async fn overload_is_shed_at_once_with_retry_after() {
         .expect("connect");
     let grpc = join_all((0..8).map(|n| {
         let mut client = client.clone();
-        async move {
-            client
-                .place_order(pb::PlaceOrderRequest {
-                    customer_id: format!("grpc-{n}"),
-                    lines: vec![pb::OrderLine {
-                        sku: "CAP-RED".to_owned(),
-                        quantity: 1,
-                        unit_price: None,
-                    }],
-                    idempotency_key: String::new(),
-                })
-                .await
-        }
+        async move { client.place_order(one_cap(format!("grpc-{n}"))).await }
     }))
     .await;
     let exhausted = grpc
@@ -388,7 +376,7 @@ async fn overload_is_shed_at_once_with_retry_after() {
 /// with `grpc-retry-pushback-ms` over gRPC, counted in `load_shed_total`; reads go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_order_the_writer_cannot_take_in_time_is_shed_with_retry_after() {
-    use contracts::order::v1::{self as pb, order_service_client::OrderServiceClient};
+    use contracts::order::v1::order_service_client::OrderServiceClient;
     use sqlx::{Connection, Executor};
 
     let payment = spawn_payment().await;
@@ -448,15 +436,7 @@ async fn a_new_order_the_writer_cannot_take_in_time_is_shed_with_retry_after() {
         .await
         .expect("connect");
     let refused = client
-        .place_order(pb::PlaceOrderRequest {
-            customer_id: "grpc-shed".to_owned(),
-            lines: vec![pb::OrderLine {
-                sku: "CAP-RED".to_owned(),
-                quantity: 1,
-                unit_price: None,
-            }],
-            idempotency_key: String::new(),
-        })
+        .place_order(one_cap("grpc-shed"))
         .await
         .expect_err("shed");
     assert_eq!(
