@@ -21,7 +21,7 @@ const RSS_MAX_MIB: u64 = 256;
 /// three times what they serve.
 const SYSTEM_CORES: f64 = 0.4;
 /// Order's `--store-write-wait` (off by default): new orders are shed where they queue.
-const STORE_WRITE_WAIT: &str = "100ms";
+const STORE_WRITE_WAIT: &str = "50ms";
 /// The overload's users, as a multiple of the knee's.
 const OVERLOAD_USERS: u64 = 5;
 

@@ -47,7 +47,7 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// How long a new order may wait for the store's writer (e.g. 100ms). Past it the
+    /// How long a new order may wait for the store's writer (e.g. 50ms). Past it the
     /// writer's queue holds more than it drains in that time, and the order is shed (HTTP 503
     /// with `Retry-After`, gRPC RESOURCE_EXHAUSTED) rather than queued behind it. Off by default:
     /// a commit stalled for a moment (a WAL checkpoint, a slow disk) would shed orders that
