@@ -11,7 +11,7 @@ use certs::{
 };
 use stormproof_payment::config::TlsArgs;
 
-use crate::helpers::{Payment, sample, spawn_order, spawn_payment_with_tls};
+use crate::helpers::{Order, Payment, sample, spawn_order, spawn_payment_with_tls};
 
 /// A CA with payment's and order's certificates, written into a temporary folder.
 fn pki() -> tempfile::TempDir {
@@ -49,6 +49,21 @@ fn order_tls_flags(ca_dir: &Path, client_dir: &Path) -> Vec<String> {
     ]
 }
 
+/// Answered 201 CONFIRMED: payment charged the order.
+const CHARGED: (u16, &str) = (201, "CONFIRMED");
+/// Answered 202 PAYMENT_PENDING: order could not reach payment and kept the order.
+const FELL_BACK: (u16, &str) = (202, "PAYMENT_PENDING");
+
+/// Places one cap through `order` and checks the answer's HTTP status and order status.
+async fn place(order: &Order, (code, status): (u16, &str)) {
+    let (answered, body) = order.place("cust-tls", &[("CAP-RED", 1)], None).await;
+    assert_eq!(
+        (answered, body["status"].as_str()),
+        (code, Some(status)),
+        "{body}"
+    );
+}
+
 fn refs(flags: &[String]) -> Vec<&str> {
     flags.iter().map(String::as_str).collect()
 }
@@ -60,12 +75,7 @@ async fn with_mtls_order_holding_the_right_certificates_charges_through_payment(
     let flags = order_tls_flags(dir.path(), dir.path());
     let order = spawn_order(&payment.https_url(), &refs(&flags)).await;
 
-    let (status, body) = order.place("cust-tls", &[("CAP-RED", 1)], None).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (201, Some("CONFIRMED")),
-        "{body}"
-    );
+    place(&order, CHARGED).await;
     assert_eq!(
         payment.ledger.count().await.expect("count"),
         1,
@@ -83,12 +93,7 @@ async fn the_server_name_flag_verifies_payment_under_a_name_other_than_the_url_h
     let mut flags = order_tls_flags(dir.path(), dir.path());
     flags.extend(["--payment-tls-server-name".to_owned(), "payment".to_owned()]);
     let order = spawn_order(&payment.https_url(), &refs(&flags)).await;
-    let (status, body) = order.place("cust-tls", &[("CAP-RED", 1)], None).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (201, Some("CONFIRMED")),
-        "{body}"
-    );
+    place(&order, CHARGED).await;
     order.stop().await;
 
     // A name the certificate does not carry fails the handshake: the order falls back.
@@ -98,12 +103,7 @@ async fn the_server_name_flag_verifies_payment_under_a_name_other_than_the_url_h
         "elsewhere".to_owned(),
     ]);
     let order = spawn_order(&payment.https_url(), &refs(&flags)).await;
-    let (status, body) = order.place("cust-tls", &[("CAP-RED", 1)], None).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (202, Some("PAYMENT_PENDING")),
-        "{body}"
-    );
+    place(&order, FELL_BACK).await;
     assert_eq!(
         payment.ledger.count().await.expect("count"),
         1,
@@ -123,13 +123,8 @@ async fn with_the_wrong_server_ca_the_handshake_fails_and_the_order_falls_back_a
     let order = spawn_order(&payment.https_url(), &refs(&flags)).await;
 
     let started = tokio::time::Instant::now();
-    let (status, body) = order.place("cust-tls", &[("CAP-RED", 1)], None).await;
+    place(&order, FELL_BACK).await;
     let took = started.elapsed();
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (202, Some("PAYMENT_PENDING")),
-        "{body}"
-    );
     assert!(
         took < Duration::from_secs(2),
         "no hang: answered in {took:?}"
@@ -160,12 +155,7 @@ async fn without_a_client_certificate_order_is_refused_by_payment_and_falls_back
     let payment = mtls_payment(dir.path()).await;
     let ca = file(dir.path(), make::CA_CERT);
     let order = spawn_order(&payment.https_url(), &["--payment-tls-ca", &ca]).await;
-    let (status, body) = order.place("cust-tls", &[("CAP-RED", 1)], None).await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (202, Some("PAYMENT_PENDING")),
-        "{body}"
-    );
+    place(&order, FELL_BACK).await;
     assert_eq!(
         payment.ledger.count().await.expect("count"),
         0,
