@@ -166,6 +166,19 @@ pub fn problem<E: Serialize>(status: StatusCode, detail: &str, errors: &[E]) -> 
         .into_response()
 }
 
+/// `error` and each of its sources, joined by `: `: tonic's and rustls's errors say little at
+/// the top and what was refused further down.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 /// EX_USAGE (sysexits.h): the command line or environment is wrong; nothing was started.
 pub const EXIT_USAGE: u8 = 64;
 

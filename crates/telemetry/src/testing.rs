@@ -282,6 +282,59 @@ mod tests {
     }
 }
 
+/// Runs `command`, which is expected to stop by itself (a start-up refusal, say), with its
+/// stdout and stderr captured; kills it after `timeout`. Returns its exit code (`None` when it
+/// was killed or ended by a signal) and what it printed, stdout then stderr.
+pub fn run_to_exit(
+    command: &mut std::process::Command,
+    timeout: Duration,
+) -> (Option<i32>, String) {
+    use std::{io::Read as _, process::Stdio};
+
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // Read both pipes beside the wait, so that a chatty child never blocks on a full pipe.
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>),
+    ]
+    .map(|pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let printed = readers
+        .into_iter()
+        .map(|reader| reader.join().unwrap_or_default())
+        .collect();
+    (status.and_then(|status| status.code()), printed)
+}
+
 /// A service binary run as a child process, for tests that need a real process: a real
 /// SIGTERM, a `kill -9`. It learns the bound addresses from the service's `<name>.listening`
 /// JSON log line, so the service can be started on port 0.

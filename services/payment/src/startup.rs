@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use telemetry::{
     grpc::GrpcServerLayer,
     http::HttpServerLayer,
-    ops::{Readiness, ServeError, Servers},
+    ops::{Readiness, ServeError, Servers, error_chain},
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -178,18 +178,6 @@ impl Application {
         self.ledger.close().await;
         Ok(served?)
     }
-}
-
-/// tonic's transport error says little at the top; its sources say what rustls refused.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use certs::load::{CertificateFile, KeyFile};
+use telemetry::ops::error_chain;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// TLS to payment: the CA to trust, order's client identity, the name to verify.
@@ -71,16 +72,4 @@ pub fn channel(
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true)
         .connect_lazy())
-}
-
-/// tonic's transport error says little at the top; its sources say what rustls refused.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

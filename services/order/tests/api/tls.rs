@@ -10,6 +10,7 @@ use certs::{
     make::{self, Bundle, Options},
 };
 use stormproof_payment::config::TlsArgs;
+use telemetry::testing::run_to_exit;
 
 use crate::helpers::{Order, Payment, sample, spawn_order, spawn_payment_with_tls};
 
@@ -244,9 +245,10 @@ fn a_missing_or_malformed_tls_file_exits_64_naming_the_flag_and_the_path() {
 }
 
 /// Runs the order binary with `args` on port 0 and a database in `dir`; it is expected to stop
-/// at once, and is killed after 20 s if it does not. Returns its exit code and stderr.
+/// at once, and is killed after 20 s if it does not. Returns its exit code and what it printed.
 fn run_order(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_order"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_order"));
+    command
         .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .args([
             "--ops-addr",
@@ -257,26 +259,6 @@ fn run_order(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
         .arg("--database-url")
         .arg(format!("sqlite://{}/order.db", dir.display()))
         .args(args)
-        .env("OTEL_SDK_DISABLED", "true")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the order binary runs");
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-    }
-    (status.and_then(|status| status.code()), stderr)
+        .env("OTEL_SDK_DISABLED", "true");
+    run_to_exit(&mut command, Duration::from_secs(20))
 }

@@ -4,7 +4,7 @@
 //! the handshake, and the refusals leave the server serving. Bad files stop the binary with
 //! exit 64 and a message naming the flag and the path.
 
-use std::{io::Read as _, path::Path, process::Command, time::Duration};
+use std::{path::Path, process::Command, time::Duration};
 
 use certs::{
     load::{CertificateFile, KeyFile},
@@ -12,6 +12,7 @@ use certs::{
 };
 use contracts::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
 use stormproof_payment::config::TlsArgs;
+use telemetry::testing::run_to_exit;
 use tonic::{
     Code,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
@@ -161,48 +162,16 @@ async fn with_mtls_a_client_without_a_certificate_is_refused() {
 /// 20 s if it does not. Returns its exit code and everything it printed (stdout and stderr).
 fn run_payment(args: &[&str]) -> (Option<i32>, String) {
     let database = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_payment"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_payment"));
+    command
         .args(["--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"])
         .args(args)
         .env("OTEL_SDK_DISABLED", "true")
         .env(
             "PAYMENT_DATABASE_URL",
             format!("sqlite://{}/payment.db", database.path().display()),
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the payment binary runs");
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut printed = String::new();
-    for pipe in [
-        child
-            .stdout
-            .take()
-            .map(|out| Box::new(out) as Box<dyn std::io::Read>),
-        child
-            .stderr
-            .take()
-            .map(|err| Box::new(err) as Box<dyn std::io::Read>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let mut pipe = pipe;
-        let _ = pipe.read_to_string(&mut printed);
-    }
-    (status.and_then(|status| status.code()), printed)
+        );
+    run_to_exit(&mut command, Duration::from_secs(20))
 }
 
 #[test]
