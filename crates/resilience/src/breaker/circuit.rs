@@ -72,6 +72,7 @@ struct Settings {
     wait: Duration,
     wait_multiplier: f64,
     max_wait: Duration,
+    wait_jitter: f64,
     half_open_calls: u32,
     /// Whether recording a call needs the time (to choose its bucket).
     time_window: bool,
@@ -137,6 +138,7 @@ impl Circuit {
             wait: config.wait_duration,
             wait_multiplier: config.wait_multiplier,
             max_wait: config.max_wait_duration,
+            wait_jitter: config.wait_jitter,
             half_open_calls: config.half_open_calls,
             time_window: matches!(config.window, SlidingWindow::Time(_)),
         };
@@ -161,7 +163,9 @@ impl Circuit {
     }
 
     /// The current state. An open breaker whose wait has passed still reads `open` until the
-    /// next call asks to pass and moves it to `half_open` (as resilience4j and gobreaker do).
+    /// next call asks to pass and moves it to `half_open`, as resilience4j's does. (gobreaker's
+    /// `State()` makes that move itself when the wait has passed; here reading the state never
+    /// changes it, so a dashboard or a log line cannot start a half-open period.)
     pub fn state(&self) -> State {
         unpack(self.packed.load(Ordering::Acquire)).0
     }
@@ -351,19 +355,25 @@ impl Circuit {
         self.observer.on_transition(from, to);
     }
 
-    /// `wait × multiplier^(trips − 1)`, capped; computed in whole nanoseconds so that a wait
-    /// of whole milliseconds doubles exactly.
+    /// `wait × multiplier^(trips − 1)`, capped, then jittered down by up to `wait_jitter` of
+    /// itself; computed in whole nanoseconds so that a wait of whole milliseconds doubles
+    /// exactly.
     fn open_wait(&self, trips: u32) -> Duration {
         let settings = &self.settings;
         let factor = settings
             .wait_multiplier
             .powi(trips.saturating_sub(1).min(64) as i32);
         let nanos = (settings.wait.as_nanos() as f64 * factor).round();
-        if nanos >= settings.max_wait.as_nanos() as f64 {
+        let ceiling = if nanos >= settings.max_wait.as_nanos() as f64 {
             settings.max_wait
         } else {
             Duration::from_nanos(nanos as u64)
+        };
+        if settings.wait_jitter == 0.0 {
+            return ceiling;
         }
+        let cut = settings.wait_jitter * rand::random::<f64>();
+        ceiling.mul_f64(1.0 - cut)
     }
 
     fn nanos(&self, now: Instant) -> u64 {

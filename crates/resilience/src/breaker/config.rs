@@ -28,7 +28,7 @@ pub enum SlidingWindow {
 /// |---|---|---|
 /// | `ReadyToTrip: counts.Requests >= 5 && ratio >= 0.5` | evaluated on each failure in closed | `minimum_calls = 5`, `failure_rate_threshold = 0.5` (evaluated on each recorded call) |
 /// | `Interval: 60s` | counts reset every 60 s in closed (a tumbling window) | `window = Time(60 s)` (sliding, ten 6 s buckets) |
-/// | `Timeout: 60s` (its default) | open lasts 60 s, then half-open | `wait_duration = 60 s`, `wait_multiplier = 1` |
+/// | `Timeout: 60s` (its default) | open lasts 60 s, then half-open | `wait_duration = 60 s`, `wait_multiplier = 1`, `wait_jitter = 0` |
 /// | `MaxRequests: 5` | half-open admits 5; 5 consecutive successes close it, any failure reopens | `half_open_calls = 5` (same rule) |
 /// | no slow-call notion | | `slow_call_duration = None` |
 ///
@@ -58,6 +58,10 @@ pub struct BreakerConfig {
     pub wait_multiplier: f64,
     /// The wait never grows beyond this. Default: 5 min.
     pub max_wait_duration: Duration,
+    /// Each open wait is drawn uniformly from `[(1 − jitter) × wait, wait]`, in [0, 1): a
+    /// breaker whose wait matches the period of a flapping dependency would otherwise send
+    /// every trial into an outage and stay open for good. `0` waits exactly. Default: 0.5.
+    pub wait_jitter: f64,
     /// Half-open admits exactly this many trial calls; all succeed → closed, any failure or
     /// slow call → open. Default: 10.
     pub half_open_calls: u32,
@@ -74,6 +78,7 @@ impl Default for BreakerConfig {
             wait_duration: Duration::from_secs(30),
             wait_multiplier: 1.0,
             max_wait_duration: Duration::from_secs(300),
+            wait_jitter: 0.5,
             half_open_calls: 10,
         }
     }
@@ -91,6 +96,7 @@ impl BreakerConfig {
             wait_duration: Duration::from_secs(60),
             wait_multiplier: 1.0,
             max_wait_duration: Duration::from_secs(60),
+            wait_jitter: 0.0,
             half_open_calls: 5,
         }
     }
@@ -136,6 +142,12 @@ impl BreakerConfig {
     pub fn with_growing_wait(mut self, multiplier: f64, max: Duration) -> Self {
         self.wait_multiplier = multiplier;
         self.max_wait_duration = max;
+        self
+    }
+
+    /// Sets [`wait_jitter`](Self::wait_jitter).
+    pub fn with_wait_jitter(mut self, jitter: f64) -> Self {
+        self.wait_jitter = jitter;
         self
     }
 
@@ -198,6 +210,11 @@ impl BreakerConfig {
             "must be at least wait_duration",
         )?;
         ensure(
+            (0.0..1.0).contains(&self.wait_jitter),
+            "wait_jitter",
+            "must be in [0, 1)",
+        )?;
+        ensure(
             self.half_open_calls > 0,
             "half_open_calls",
             "must be at least 1",
@@ -241,5 +258,7 @@ mod tests {
             field(base().with_wait_duration(Duration::ZERO)),
             Err("wait_duration")
         );
+        assert_eq!(field(base().with_wait_jitter(1.0)), Err("wait_jitter"));
+        assert_eq!(field(base().with_wait_jitter(-0.1)), Err("wait_jitter"));
     }
 }

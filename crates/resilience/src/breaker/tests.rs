@@ -42,6 +42,7 @@ fn count_window(size: u32, minimum: u32, failure_rate: f64) -> BreakerConfig {
         .with_failure_rate_threshold(failure_rate)
         .with_slow_call_duration(None)
         .with_wait_duration(Duration::from_secs(10))
+        .with_wait_jitter(0.0)
         .with_half_open_calls(3)
 }
 
@@ -141,6 +142,7 @@ fn open_rejects_until_the_wait_ends_then_admits_exactly_the_trials() {
 fn any_bad_trial_reopens_and_the_wait_grows_up_to_its_cap() {
     let config = count_window(2, 2, 0.5)
         .with_wait_duration(Duration::from_secs(1))
+        .with_wait_jitter(0.0)
         .with_growing_wait(2.0, Duration::from_secs(3))
         .with_half_open_calls(2);
     let (circuit, mut now) = circuit(config);
@@ -222,6 +224,73 @@ fn an_outcome_from_an_earlier_state_is_not_counted() {
     assert_eq!(circuit.state(), State::HalfOpen);
     trial.record(Outcome::Success, after);
     assert_eq!(circuit.state(), State::Closed);
+}
+
+/// The open wait is drawn from `[(1 − jitter) × wait, wait]`: never longer than the wait,
+/// never shorter than its floor, and not the same for every trip (a fixed wait phase-locks
+/// with a dependency that flaps at that period).
+#[test]
+fn the_open_wait_is_jittered_within_its_bounds() {
+    let wait = Duration::from_secs(10);
+    let config = count_window(4, 4, 0.5)
+        .with_wait_duration(wait)
+        .with_wait_jitter(0.5);
+    let mut admitted_early = 0;
+    for _ in 0..200 {
+        let (circuit, now) = circuit(config.clone());
+        calls(&circuit, Outcome::Failure, 4, now);
+        assert_eq!(circuit.state(), State::Open);
+        assert!(
+            circuit.try_acquire(now + wait / 2 - MS).is_err(),
+            "never shorter than (1 - jitter) x wait"
+        );
+        if circuit.try_acquire(now + wait * 3 / 4).is_ok() {
+            admitted_early += 1;
+        } else {
+            assert!(
+                circuit.try_acquire(now + wait).is_ok(),
+                "never longer than the wait"
+            );
+        }
+    }
+    assert!(
+        (50..150).contains(&admitted_early),
+        "about half the waits end in their first half: {admitted_early} of 200"
+    );
+}
+
+/// A result stamped a window span or more before the newest bucket used to land in a live
+/// bucket's ring slot and overwrite it without subtracting it: the totals that decide trips
+/// and `stats()` then disagreed for good, and this breaker opened on a window of one failure
+/// in three calls.
+#[test]
+fn a_result_older_than_the_time_window_is_dropped_not_counted() {
+    let (circuit, origin) = circuit(
+        BreakerConfig::default()
+            .with_window(SlidingWindow::Time(Duration::from_secs(1)))
+            .with_minimum_calls(3)
+            .with_failure_rate_threshold(0.5)
+            .with_slow_call_duration(None),
+    );
+    let held = circuit.try_acquire(origin).expect("closed");
+    call(&circuit, Outcome::Failure, origin + 1000 * MS).expect("closed");
+    held.record(Outcome::Success, origin);
+    let later = origin + 5000 * MS;
+    calls(&circuit, Outcome::Success, 2, later);
+    call(&circuit, Outcome::Failure, later).expect("closed");
+    assert_eq!(
+        circuit.stats(later),
+        WindowStats {
+            calls: 3,
+            failures: 1,
+            slow: 0
+        }
+    );
+    assert_eq!(
+        circuit.state(),
+        State::Closed,
+        "1 failure in 3 calls is 33 %"
+    );
 }
 
 #[test]
@@ -337,6 +406,7 @@ async fn the_service_trips_on_slow_calls_fails_fast_and_recovers() {
         .with_slow_call_duration(Some(100 * MS))
         .with_slow_call_rate_threshold(0.5)
         .with_wait_duration(Duration::from_secs(1))
+        .with_wait_jitter(0.0)
         .with_half_open_calls(1);
     let recorder = Arc::new(Recorder::default());
     let layer = BreakerLayer::try_with_observer(config, GrpcClassifier::new(), recorder.clone())
@@ -499,6 +569,7 @@ async fn a_call_after_a_time_jump_is_timed_from_its_own_start() {
     let config = count_window(2, 2, 0.5)
         .with_slow_call_duration(Some(100 * MS))
         .with_wait_duration(Duration::from_secs(10))
+        .with_wait_jitter(0.0)
         .with_half_open_calls(1);
     let layer = BreakerLayer::try_new(config, GrpcClassifier::new()).expect("valid config");
     let script = Arc::new(Mutex::new(vec![

@@ -2,6 +2,12 @@
 //! time buckets. Both keep running totals, so recording and reading are O(1) (O(buckets) to
 //! expire old time buckets). Time is in nanoseconds since the breaker's origin; a count
 //! window never reads it.
+//!
+//! A time window's clock only moves forward: results arrive stamped with the time their
+//! caller read, and a caller that held its permit for long can report a time older than the
+//! newest bucket. Such a result is placed in its own bucket while that bucket is still in the
+//! window, and dropped once it is older than the window: it can never take the ring slot of
+//! a live bucket, so the running totals always equal the sum of the live buckets.
 
 use super::{Outcome, SlidingWindow};
 
@@ -25,6 +31,12 @@ impl WindowStats {
     /// slow / calls, or 0 for an empty window.
     pub fn slow_call_rate(&self) -> f64 {
         ratio(self.slow, self.calls)
+    }
+
+    fn subtract(&mut self, other: WindowStats) {
+        self.calls -= other.calls;
+        self.failures -= other.failures;
+        self.slow -= other.slow;
     }
 
     fn add(&mut self, outcome: Outcome, sign: i8) {
@@ -65,6 +77,7 @@ impl Window {
             SlidingWindow::Time(span) => Self::Time(TimeWindow {
                 buckets: vec![Bucket::default(); BUCKETS].into_boxed_slice(),
                 width: (span / BUCKETS as u32).as_nanos() as u64,
+                head: 0,
                 stats: WindowStats::default(),
             }),
         }
@@ -93,6 +106,7 @@ impl Window {
             Self::Time(window) => {
                 window.buckets.fill(Bucket::default());
                 window.stats = WindowStats::default();
+                // `head` stays: time does not go back when the window is emptied.
             }
         }
     }
@@ -139,6 +153,9 @@ pub(super) struct TimeWindow {
     buckets: Box<[Bucket]>,
     /// A bucket's span, in nanoseconds.
     width: u64,
+    /// The newest period any result was recorded in: the window ends there, whatever time
+    /// a late result carries.
+    head: u64,
     /// Totals of the live buckets, as of the last `record`.
     stats: WindowStats,
 }
@@ -154,20 +171,26 @@ impl TimeWindow {
     }
 
     fn record(&mut self, outcome: Outcome, now: u64) -> WindowStats {
-        let current = self.period(now);
+        let at = self.period(now);
+        self.head = self.head.max(at);
+        let head = self.head;
+        if !Self::is_live(at, head) {
+            // Older than the window already: it says nothing about the dependency now.
+            return self.stats;
+        }
         for bucket in self.buckets.iter_mut() {
-            if bucket.stats.calls > 0 && !Self::is_live(bucket.period, current) {
-                self.stats.calls -= bucket.stats.calls;
-                self.stats.failures -= bucket.stats.failures;
-                self.stats.slow -= bucket.stats.slow;
+            if bucket.stats.calls > 0 && !Self::is_live(bucket.period, head) {
+                self.stats.subtract(bucket.stats);
                 *bucket = Bucket::default();
             }
         }
-        let slot = &mut self.buckets[(current % BUCKETS as u64) as usize];
-        if slot.period != current {
-            // Empty (its calls, if any, were expired above): claim it for this period.
+        let slot = &mut self.buckets[(at % BUCKETS as u64) as usize];
+        if slot.period != at {
+            // Two live periods never share a slot, so this one is expired (and was emptied
+            // above) or was never used; subtract it anyway, so the totals cannot drift.
+            self.stats.subtract(slot.stats);
             *slot = Bucket {
-                period: current,
+                period: at,
                 stats: WindowStats::default(),
             };
         }
@@ -177,7 +200,7 @@ impl TimeWindow {
     }
 
     fn stats_at(&self, now: u64) -> WindowStats {
-        let current = self.period(now);
+        let current = self.period(now).max(self.head);
         let mut stats = WindowStats::default();
         for bucket in self
             .buckets
@@ -238,5 +261,57 @@ mod tests {
         );
         assert_eq!(window.record(Outcome::Slow, expired).failures, 0);
         assert_eq!(window.stats(origin + ms(30_000)).calls, 0);
+    }
+
+    /// Results arrive in any order of time; the window must agree with a model that keeps
+    /// every result younger than the window (measured from the newest time seen) and drops
+    /// the rest, and its running totals must equal the sum of its live buckets.
+    mod out_of_order {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const WIDTH_MS: u64 = 100; // a 1 s window: ten 100 ms buckets
+
+        fn outcome() -> impl Strategy<Value = Outcome> {
+            prop_oneof![
+                Just(Outcome::Success),
+                Just(Outcome::Failure),
+                Just(Outcome::Slow)
+            ]
+        }
+
+        fn model(kept: &[(u64, Outcome)], head: u64) -> WindowStats {
+            let mut stats = WindowStats::default();
+            for &(period, outcome) in kept {
+                if period + BUCKETS as u64 > head {
+                    stats.add(outcome, 1);
+                }
+            }
+            stats
+        }
+
+        proptest! {
+            #[test]
+            fn totals_match_a_model_whatever_the_order_of_times(
+                results in proptest::collection::vec((0u64..5_000, outcome()), 1..300),
+            ) {
+                let mut window = Window::new(SlidingWindow::Time(Duration::from_secs(1)));
+                let mut kept: Vec<(u64, Outcome)> = Vec::new();
+                let mut head = 0;
+                for (at_ms, outcome) in results {
+                    let period = at_ms / WIDTH_MS;
+                    head = head.max(period);
+                    if period + BUCKETS as u64 > head {
+                        kept.push((period, outcome));
+                    }
+                    let recorded = window.record(outcome, ms(at_ms));
+                    prop_assert_eq!(recorded, model(&kept, head));
+                    prop_assert_eq!(window.stats(ms(at_ms)), model(&kept, head));
+                }
+                let much_later = (head + 3) * WIDTH_MS;
+                prop_assert_eq!(window.stats(ms(much_later)), model(&kept, head + 3));
+            }
+        }
     }
 }

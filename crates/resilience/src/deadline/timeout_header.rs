@@ -9,14 +9,19 @@ pub const GRPC_TIMEOUT_HEADER: &str = "grpc-timeout";
 /// The header a REST caller may set to bound its request, in milliseconds.
 pub const HTTP_TIMEOUT_HEADER: &str = "x-request-timeout-ms";
 
-/// A header value that is not a valid timeout.
+/// A header value that is not a valid timeout; it says what a valid one looks like.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid timeout header value")]
+#[error("invalid timeout: expected {expected}")]
 pub struct InvalidTimeout {
-    _private: (),
+    expected: &'static str,
 }
 
-const INVALID: InvalidTimeout = InvalidTimeout { _private: () };
+const INVALID: InvalidTimeout = InvalidTimeout {
+    expected: "1 to 8 digits and a unit (H, M, S, m, u or n), such as 100m",
+};
+const INVALID_HTTP: InvalidTimeout = InvalidTimeout {
+    expected: "a whole number of milliseconds, such as 250",
+};
 
 /// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit, `H` (hours), `M` (minutes),
 /// `S` (seconds), `m` (milliseconds), `u` (microseconds) or `n` (nanoseconds).
@@ -72,7 +77,7 @@ pub fn format_grpc_timeout(timeout: Duration) -> String {
 
 /// Parses an [`HTTP_TIMEOUT_HEADER`] value: a whole number of milliseconds.
 pub fn parse_http_timeout(value: &str) -> Result<Duration, InvalidTimeout> {
-    let millis: u64 = value.trim().parse().map_err(|_| INVALID)?;
+    let millis: u64 = value.trim().parse().map_err(|_| INVALID_HTTP)?;
     Ok(Duration::from_millis(millis))
 }
 

@@ -1,11 +1,14 @@
 //! The AIMD limit itself: additive increase while the server keeps up, multiplicative
-//! decrease when it does not, each at most about once per round trip.
+//! decrease when it does not, each at most about once per round trip. Public so that work
+//! which is not a tower service (a background worker sizing its own concurrency against a
+//! dependency) can use the same algorithm as the layer.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::time::Instant;
 
 use super::LimitConfig;
+use crate::error::ConfigError;
 
 /// The current limit and the work in flight. Lock-free: the limit is an `f64` in an
 /// `AtomicU64`, updated once per finished request by compare-and-swap.
@@ -17,7 +20,7 @@ use super::LimitConfig;
 /// - a slow answer cuts the limit only if its request was admitted after the last cut: the
 ///   answers to requests admitted before it report a queue the cut has already dealt with.
 #[derive(Debug)]
-pub(super) struct Aimd {
+pub struct Aimd {
     limit: AtomicU64,
     in_flight: AtomicUsize,
     /// When the limit was last cut, in nanoseconds after `epoch` (0: never).
@@ -27,6 +30,12 @@ pub(super) struct Aimd {
 }
 
 impl Aimd {
+    /// A limit starting at `config.initial_limit`; a bad config names its field.
+    pub fn try_new(config: LimitConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::new(config))
+    }
+
     pub(super) fn new(config: LimitConfig) -> Self {
         Self {
             limit: AtomicU64::new((config.initial_limit as f64).to_bits()),
@@ -42,17 +51,18 @@ impl Aimd {
     }
 
     /// The whole-number limit admission uses.
-    pub(super) fn limit(&self) -> usize {
+    pub fn limit(&self) -> usize {
         f64::from_bits(self.limit.load(Ordering::Acquire)) as usize
     }
 
-    pub(super) fn in_flight(&self) -> usize {
+    /// Admitted work not yet released.
+    pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }
 
     /// Admits a request if in-flight work stays within the limit; returns the in-flight
     /// count including it.
-    pub(super) fn try_admit(&self) -> Option<usize> {
+    pub fn try_admit(&self) -> Option<usize> {
         let limit = self.limit();
         let in_flight = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         if in_flight > limit {
@@ -64,18 +74,14 @@ impl Aimd {
     }
 
     /// Ends an admitted request.
-    pub(super) fn release(&self) {
+    pub fn release(&self) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Adjusts the limit for a request admitted at `start` with `in_flight` requests in
-    /// flight and answered now. Returns the new whole limit if it changed.
-    pub(super) fn sample(
-        &self,
-        in_flight: usize,
-        start: Instant,
-        overloaded: bool,
-    ) -> Option<usize> {
+    /// flight and answered now; `overloaded` counts the answer as a drop whatever its
+    /// latency. Returns the new whole limit if it changed.
+    pub fn sample(&self, in_flight: usize, start: Instant, overloaded: bool) -> Option<usize> {
         let config = &self.config;
         let now = Instant::now();
         let dropped = overloaded || now.duration_since(start) >= config.latency_threshold;

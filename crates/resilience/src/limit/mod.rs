@@ -39,7 +39,7 @@ use std::{
 use tokio::time::Instant;
 use tower::Service;
 
-pub use self::{config::LimitConfig, layer::LimitLayer};
+pub use self::{aimd::Aimd, config::LimitConfig, layer::LimitLayer};
 
 /// Sees the limit move and the requests shed, for `concurrency_limit` and `load_shed_total`.
 pub trait LimitObserver: Send + Sync + 'static {

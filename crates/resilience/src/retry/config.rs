@@ -15,8 +15,9 @@ pub struct RetryConfig {
     pub multiplier: f64,
     /// The ceiling never exceeds this. Default: 1 s.
     pub max_backoff: Duration,
-    /// A retry is only started if at least this much time would remain before the deadline
-    /// after the backoff: an attempt that cannot finish is not worth its load. Default: 20 ms.
+    /// A retry is only started if at least this much time, or as long as the failed attempt
+    /// took if that is longer, would remain before the deadline after the backoff: an attempt
+    /// that cannot finish is not worth its load, nor the caller's wait. Default: 20 ms.
     pub min_attempt_time: Duration,
     /// Retries allowed per request, over the budget's window, on top of the floor: 0.2 allows
     /// one retry per five requests. Default: 0.2.

@@ -20,7 +20,8 @@
 //! [`backoff_ceiling`](RetryConfig::backoff_ceiling) ("full jitter", which spreads retries of
 //! many clients apart better than equal or decorrelated jitter). The retry then only happens
 //! if attempts remain, if the wait plus [`min_attempt_time`](RetryConfig::min_attempt_time)
-//! ends before the request's deadline ([`RequestDeadline`](crate::deadline::RequestDeadline)),
+//! (or plus as long as the failed attempt took, if longer: a dependency that failed after
+//! 200 ms will likely take 200 ms again) ends before the request's deadline ([`RequestDeadline`](crate::deadline::RequestDeadline)),
 //! and if the budget has a token, in that order. Otherwise the last attempt's result is
 //! returned; when it was the budget that refused, its error is marked with
 //! [`RetryBudgetExhausted`].

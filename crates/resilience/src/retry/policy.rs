@@ -15,6 +15,10 @@ pub struct RetryPolicy<C> {
     shared: Arc<Shared>,
     classifier: C,
     attempts: u32,
+    /// When the attempt in flight started (tower clones the request right before each
+    /// attempt): how long the last attempt took is the best guess of how long the next one
+    /// will.
+    attempt_started: Option<Instant>,
 }
 
 impl<C> RetryPolicy<C> {
@@ -23,6 +27,7 @@ impl<C> RetryPolicy<C> {
             shared,
             classifier,
             attempts: 0,
+            attempt_started: None,
         }
     }
 
@@ -33,9 +38,12 @@ impl<C> RetryPolicy<C> {
         if self.attempts >= config.max_attempts {
             return AttemptOutcome::Exhausted;
         }
-        if deadline
-            .is_some_and(|deadline| Instant::now() + delay + config.min_attempt_time > deadline)
-        {
+        let now = Instant::now();
+        let last_attempt = self.attempt_started.map_or(Duration::ZERO, |started| {
+            now.saturating_duration_since(started)
+        });
+        let needed = config.min_attempt_time.max(last_attempt);
+        if deadline.is_some_and(|deadline| now + delay + needed > deadline) {
             return AttemptOutcome::DeadlineReached;
         }
         if !self.shared.budget.withdraw() {
@@ -94,6 +102,7 @@ where
     }
 
     fn clone_request(&mut self, request: &Req) -> Option<Req> {
+        self.attempt_started = Some(Instant::now());
         Some(request.clone())
     }
 }
@@ -104,6 +113,7 @@ impl<C: Clone> Clone for RetryPolicy<C> {
             shared: Arc::clone(&self.shared),
             classifier: self.classifier.clone(),
             attempts: self.attempts,
+            attempt_started: self.attempt_started,
         }
     }
 }

@@ -85,6 +85,35 @@ async fn never_exceeds_max_attempts() {
     }
 }
 
+/// An attempt that failed after 150 ms is expected to take 150 ms again: with 50 ms left
+/// before the deadline, the caller gets the failure now instead of a retry that the deadline
+/// would cut (min_attempt_time alone, 20 ms, would have allowed it).
+#[tokio::test(start_paused = true)]
+async fn a_retry_is_not_started_when_the_last_attempt_would_not_fit_again() {
+    let config = unbudgeted().with_backoff(Duration::from_millis(1), 2.0, Duration::from_millis(1));
+    let calls = Arc::new(AtomicU32::new(0));
+    let recorder = Arc::new(Recorder::default());
+    let layer = RetryLayer::try_with_observer(config, GrpcClassifier::new(), recorder.clone())
+        .expect("valid config");
+    let service = layer.layer(failing(
+        calls.clone(),
+        Duration::from_millis(150),
+        unavailable,
+    ));
+    let start = Instant::now();
+    service
+        .oneshot(WithDeadline::due_by((), start + Duration::from_millis(200)))
+        .await
+        .expect_err("always fails");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "no retry was started");
+    assert_eq!(recorder.count(AttemptOutcome::DeadlineReached), 1);
+    assert_eq!(
+        Instant::now() - start,
+        Duration::from_millis(150),
+        "answered at once"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn never_sleeps_past_the_deadline_nor_starts_an_attempt_that_cannot_finish() {
     let config = unbudgeted()

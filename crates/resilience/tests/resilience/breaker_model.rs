@@ -34,6 +34,7 @@ impl Params {
             .with_slow_call_duration(self.slow_pct.map(|_| Duration::from_millis(100)))
             .with_slow_call_rate_threshold(self.slow_pct.unwrap_or(100) as f64 / 100.0)
             .with_wait_duration(Duration::from_millis(self.wait_ms))
+            .with_wait_jitter(0.0)
             .with_growing_wait(
                 f64::from(self.multiplier),
                 Duration::from_millis(self.max_wait_ms),

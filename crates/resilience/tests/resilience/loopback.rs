@@ -156,6 +156,7 @@ async fn the_breaker_opens_fails_fast_and_closes_after_recovery() {
         .with_minimum_calls(4)
         .with_failure_rate_threshold(0.5)
         .with_wait_duration(wait)
+        .with_wait_jitter(0.0)
         .with_half_open_calls(2);
     let breaker = BreakerLayer::try_new(config, GrpcClassifier::new()).expect("valid config");
     let handle = breaker.handle();
