@@ -610,6 +610,10 @@ LOAD_TEST = dashboard(
 # === SLO ===
 
 
+# The windows of the SLO alerts, short and long: pages 5m/1h and 30m/6h, tickets 2h/1d and 6h/3d.
+BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+
 def sli_panels(sli, title, description, burn_title, burn_description):
     """An SLI over 5m and 1h against its objective, and its burn rate per alert window."""
     return [
@@ -625,8 +629,10 @@ def sli_panels(sli, title, description, burn_title, burn_description):
         ), 12, 8),
         (timeseries(
             burn_title, burn_description,
-            targets(*[(f"job:{sli}:burn_rate{w}", w) for w in ("5m", "30m", "1h", "6h")]),
-            "short", fill=0, threshold=thresholds("transparent", (6, "orange"), (14.4, "red")),
+            targets(*[(f"job:{sli}:burn_rate{w}", w) for w in BURN_WINDOWS]),
+            "short", fill=0,
+            threshold=thresholds("transparent", (1, "light-yellow"), (3, "yellow"), (6, "orange"),
+                                 (14.4, "red")),
         ), 12, 8),
     ]
 
@@ -636,8 +642,8 @@ SLO = dashboard(
     "Stormproof / Order SLOs",
     "Order availability (99.9 %: PlaceOrder answered 201/202, client errors aside) and "
     "latency (99 % within 300 ms) over 30 days, with the burn rates the "
-    "OrderAvailabilitySLOBurn alerts page on. The recording rules are in "
-    "prometheus/rules/recording.yml.",
+    "OrderAvailabilitySLOBurn and OrderLatencySLOBurn alerts page and ticket on. The "
+    "recording rules are in prometheus/rules/recording.yml.",
     ["slo"],
     [
         (stat("Availability, 30 days",
@@ -653,7 +659,8 @@ SLO = dashboard(
               "percentunit", thresholds("red", (0.25, "orange"), (0.5, "green")), decimals=1), 8, 5),
         (stat("Burn rate, last hour",
               "How fast the budget burns now: 1 spends it in exactly 30 days. The fast-burn "
-              "page fires above 14.4 over both the last hour and the last 5 minutes.",
+              "page fires above 14.4 over both the last hour and the last 5 minutes, when "
+              "the hour held at least 0.1 orders/s.",
               [target("job:order_availability:burn_rate1h", "burn rate 1h")],
               "short", thresholds("green", (1, "orange"), (14.4, "red")), decimals=1), 8, 5),
         *sli_panels(
@@ -664,7 +671,9 @@ SLO = dashboard(
             "PAYMENT_PENDING). Dips mean 5xx answers: shed load or a failing store.",
             "Availability burn rate per window",
             "Burn rate over each alert window. The 14.4 line pages when both 1h and 5m are "
-            "above it; the 6 line pages when both 6h and 30m are. Healthy: near 0.",
+            "above it, the 6 line when both 6h and 30m are (either only with at least 0.1 "
+            "orders/s over the long window); the 3 line opens a ticket when both 1d and 2h "
+            "are above it, the 1 line when both 3d and 6h are. Healthy: near 0.",
         ),
         *sli_panels(
             "order_latency",
@@ -674,7 +683,8 @@ SLO = dashboard(
             "breaker cuts the wait.",
             "Latency burn rate per window",
             "How fast slow answers spend the latency budget (1 % of orders may take over "
-            "300 ms), per window. Healthy: below 1.",
+            "300 ms), per window. OrderLatencySLOBurn pages and tickets on the same window "
+            "pairs and lines as availability. Healthy: below 1.",
         ),
     ],
     {"list": variables()["list"][:1]},

@@ -58,7 +58,7 @@ fn every_alert_fires_in_a_unit_test() {
         .lines()
         .filter_map(|line| line.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     let lines: Vec<&str> = tests.lines().map(str::trim).collect();
     for name in names {
         let fires = lines.windows(3).any(|window| {
