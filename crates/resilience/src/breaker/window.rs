@@ -33,6 +33,12 @@ impl WindowStats {
         ratio(self.slow, self.calls)
     }
 
+    fn absorb(&mut self, other: WindowStats) {
+        self.calls += other.calls;
+        self.failures += other.failures;
+        self.slow += other.slow;
+    }
+
     fn subtract(&mut self, other: WindowStats) {
         self.calls -= other.calls;
         self.failures -= other.failures;
@@ -207,9 +213,7 @@ impl TimeWindow {
             .iter()
             .filter(|b| Self::is_live(b.period, current))
         {
-            stats.calls += bucket.stats.calls;
-            stats.failures += bucket.stats.failures;
-            stats.slow += bucket.stats.slow;
+            stats.absorb(bucket.stats);
         }
         stats
     }
