@@ -166,6 +166,63 @@ pub fn problem<E: Serialize>(status: StatusCode, detail: &str, errors: &[E]) -> 
         .into_response()
 }
 
+/// The largest body an admin change may have: settings are a few dozen bytes.
+pub const ADMIN_BODY_LIMIT: usize = 16 * 1024;
+
+/// The body of an admin change, as an extractor: one rule for every admin API. The request
+/// must say `Content-Type: application/json` (parameters such as `; charset=utf-8` allowed;
+/// `application/jsonp` or no type at all is refused, 415) and carry at most
+/// [`ADMIN_BODY_LIMIT`] bytes (413). Both refusals are problem details, like every other
+/// refusal of the API, so a client reads one error shape.
+#[derive(Debug, Clone)]
+pub struct AdminJson(pub bytes::Bytes);
+
+/// Whether `headers` declare a JSON body: the media type `application/json`, whatever its
+/// parameters, compared case-insensitively as RFC 9110 says.
+pub fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for AdminJson {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Response> {
+        let none: &[serde_json::Value] = &[];
+        if !is_json(request.headers()) {
+            return Err(problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be `application/json` (Content-Type: application/json)",
+                none,
+            ));
+        }
+        let too_large = || {
+            problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body must be at most {ADMIN_BODY_LIMIT} bytes"),
+                none,
+            )
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > ADMIN_BODY_LIMIT as u64) {
+            return Err(too_large());
+        }
+        match axum::body::to_bytes(request.into_body(), ADMIN_BODY_LIMIT).await {
+            Ok(body) => Ok(Self(body)),
+            // Past the limit (a chunked body that declared no length), or cut short: either
+            // way nothing was changed, and a length error is by far the likelier.
+            Err(_) => Err(too_large()),
+        }
+    }
+}
+
 /// `error` and each of its sources, joined by `: `: tonic's and rustls's errors say little at
 /// the top and what was refused further down.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -6,7 +6,6 @@
 
 use axum::{
     Json, Router,
-    body::Bytes,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -15,7 +14,7 @@ use axum::{
 use resilience::breaker::BreakerHandle;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use telemetry::ops::{bearer_auth, problem};
+use telemetry::ops::{AdminJson, bearer_auth, problem};
 
 use crate::{domain::FieldViolation, payment::DEPENDENCY};
 
@@ -41,7 +40,7 @@ async fn show(State(breaker): State<BreakerHandle>) -> Json<Value> {
     Json(view(&breaker))
 }
 
-async fn set(State(breaker): State<BreakerHandle>, body: Bytes) -> Response {
+async fn set(State(breaker): State<BreakerHandle>, AdminJson(body): AdminJson) -> Response {
     let refuse = |message: &str| {
         problem(
             StatusCode::BAD_REQUEST,

@@ -73,15 +73,24 @@ pub struct App {
     store: Store,
     catalogue: Arc<Catalogue>,
     payment: PaymentClient,
+    /// How long a placed order waits for payment, from its arrival.
+    payment_budget: Duration,
 }
 
 impl App {
-    /// The application over its store, catalogue and payment client.
-    pub fn new(store: Store, catalogue: Catalogue, payment: PaymentClient) -> Self {
+    /// The application over its store, catalogue and payment client; a placed order waits
+    /// at most `payment_budget` from its arrival for payment before it falls back.
+    pub fn new(
+        store: Store,
+        catalogue: Catalogue,
+        payment: PaymentClient,
+        payment_budget: Duration,
+    ) -> Self {
         Self {
             store,
             catalogue: Arc::new(catalogue),
             payment,
+            payment_budget,
         }
     }
 
@@ -102,13 +111,16 @@ impl App {
 
     /// Validates, stores the order as PENDING, charges it, and stores how that went before
     /// returning: CONFIRMED, REJECTED (declined) or PAYMENT_PENDING (payment could not say; the
-    /// reconciler will). `deadline` is the caller's, if it gave one.
+    /// reconciler will). `deadline` is the caller's, if it gave one; payment gets the payment
+    /// budget from the order's arrival, or less if the caller's deadline is sooner.
     #[tracing::instrument(name = "order.place", skip_all, fields(order_id, customer_id = %input.customer_id))]
     pub async fn place_order(
         &self,
         input: PlaceOrderInput,
         deadline: Option<Instant>,
     ) -> Result<Placed, AppError> {
+        let budget = Instant::now() + self.payment_budget;
+        let deadline = deadline.map_or(budget, |caller| caller.min(budget));
         let valid = validate(&self.catalogue, &input).map_err(AppError::Invalid)?;
         let order_id = format!("ord_{:032x}", rand::random::<u128>());
         let order = match self
@@ -117,6 +129,9 @@ impl App {
             .await
             .inspect_err(|error| match error {
                 StoreError::Busy(_) => metrics::store_shed(),
+                // The client's mistake, answered 422: no order, and nothing failed here
+                // (http_server_request_duration_seconds counts it by status code).
+                StoreError::KeyReused { .. } => {}
                 _ => metrics::order_failed(),
             })? {
             Inserted::New(order) => order,
@@ -132,7 +147,7 @@ impl App {
         };
         Span::current().record("order_id", order.order_id.as_str());
 
-        let status = match self.payment.charge(&order, deadline).await {
+        let status = match self.payment.charge(&order, Some(deadline)).await {
             Charge::Captured => OrderStatus::Confirmed,
             Charge::Declined(reason) => {
                 tracing::info!(reason, "order.declined");

@@ -91,7 +91,14 @@ pub struct Config {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Calling payment")]
 pub struct PaymentArgs {
-    /// Time a charge may take, retries included, when the caller sets no deadline.
+    /// How long a shopper's order waits for payment, from its arrival: the first attempt,
+    /// retries and half-open trials included. Two thirds of the 300 ms PlaceOrder latency
+    /// objective; the rest is the store's and the answer's. A retry that cannot finish inside
+    /// it is not started: the order falls back to PAYMENT_PENDING at once and the reconciler
+    /// charges it. A caller's own shorter deadline wins.
+    #[arg(long, env = "PAYMENT_BUDGET", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub payment_budget: Duration,
+    /// Time a charge may take, retries included, when nobody waits for it (the reconciler).
     #[arg(long, env = "PAYMENT_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub payment_timeout: Duration,
     /// The longest deadline a caller may ask for.
@@ -126,11 +133,22 @@ pub struct PaymentArgs {
     /// The window calls are counted over (gobreaker's `Interval`).
     #[arg(long, env = "BREAKER_WINDOW", default_value = "60s", value_parser = humantime::parse_duration)]
     pub breaker_window: Duration,
-    /// How long the breaker stays open before it lets trial calls through (gobreaker's
-    /// `Timeout`; the seeds keep gobreaker's 60 s, which outlasts a 60 s backlog SLO, so the
-    /// default here is 10 s).
-    #[arg(long, env = "BREAKER_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// How long the breaker stays open after its first trip before it lets trial calls
+    /// through (gobreaker's `Timeout`, 60 s in the seeds). Short, because a trial is cheap:
+    /// a live order's trial is bounded by --payment-budget, and each trip that a trial reopens
+    /// multiplies the wait (see --breaker-wait-multiplier), so a long outage is probed rarely.
+    #[arg(long, env = "BREAKER_WAIT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub breaker_wait: Duration,
+    /// Each trip that follows a failed trial multiplies the wait by this…
+    #[arg(long, env = "BREAKER_WAIT_MULTIPLIER", default_value_t = 1.5)]
+    pub breaker_wait_multiplier: f64,
+    /// …up to this.
+    #[arg(long, env = "BREAKER_MAX_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub breaker_max_wait: Duration,
+    /// Each wait is drawn from [(1 - jitter) x wait, wait], so that a payment flapping at the
+    /// period of the wait cannot send every trial into an outage. 0 waits exactly.
+    #[arg(long, env = "BREAKER_WAIT_JITTER", default_value_t = 0.5)]
+    pub breaker_wait_jitter: f64,
     /// Trial calls in half-open: all must succeed to close (gobreaker's `MaxRequests`).
     #[arg(long, env = "BREAKER_HALF_OPEN_CALLS", default_value_t = 5)]
     pub breaker_half_open_calls: u32,
@@ -226,12 +244,17 @@ impl PaymentTlsArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Reconciler")]
 pub struct ReconcilerArgs {
-    /// How often it looks for orders to settle.
+    /// How long it rests between passes; a pass drains everything that is due.
     #[arg(long, env = "RECONCILE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub reconcile_interval: Duration,
-    /// At most this many charges per second.
-    #[arg(long, env = "RECONCILE_MAX_RATE", default_value_t = 50)]
+    /// A ceiling on charges started per second, not a pace: the adaptive limit sets the pace
+    /// from payment's answers.
+    #[arg(long, env = "RECONCILE_MAX_RATE", default_value_t = 500)]
     pub reconcile_max_rate: u32,
+    /// At most this many charges in flight at once (the adaptive limit's ceiling). At most
+    /// --bulkhead-max-concurrent, so live orders always have room.
+    #[arg(long, env = "RECONCILE_MAX_CONCURRENCY", default_value_t = 16)]
+    pub reconcile_max_concurrency: usize,
     /// A PENDING order older than this was left by a request that died; settle it.
     #[arg(long, env = "RECONCILE_STALE_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
     pub reconcile_stale_after: Duration,
@@ -297,6 +320,8 @@ impl PaymentArgs {
                 .with_failure_rate_threshold(self.breaker_failure_rate)
                 .with_window(SlidingWindow::Time(self.breaker_window))
                 .with_wait_duration(self.breaker_wait)
+                .with_growing_wait(self.breaker_wait_multiplier, self.breaker_max_wait)
+                .with_wait_jitter(self.breaker_wait_jitter)
                 .with_half_open_calls(self.breaker_half_open_calls)
                 .with_slow_call_duration(
                     Some(self.breaker_slow_call).filter(|slow| !slow.is_zero()),
@@ -310,14 +335,30 @@ impl PaymentArgs {
 }
 
 impl ReconcilerArgs {
-    /// The reconciler's settings.
-    pub fn config(&self) -> ReconcilerConfig {
-        ReconcilerConfig {
+    /// The reconciler's settings: a charge slower than the breaker's slow-call duration (1 s
+    /// when slow calls are not counted) shrinks its concurrency. Refuses a concurrency the
+    /// bulkhead could not hold beside live orders.
+    pub fn config(&self, payment: &PaymentArgs) -> Result<ReconcilerConfig, String> {
+        if self.reconcile_max_concurrency == 0
+            || self.reconcile_max_concurrency > payment.bulkhead_max_concurrent
+        {
+            return Err(format!(
+                "--reconcile-max-concurrency (RECONCILE_MAX_CONCURRENCY) {} must be between 1 \
+                 and --bulkhead-max-concurrent ({})",
+                self.reconcile_max_concurrency, payment.bulkhead_max_concurrent
+            ));
+        }
+        let latency_threshold = Some(payment.breaker_slow_call)
+            .filter(|slow| !slow.is_zero())
+            .unwrap_or(Duration::from_secs(1));
+        Ok(ReconcilerConfig {
             interval: self.reconcile_interval,
             max_rate: self.reconcile_max_rate.max(1),
+            max_concurrency: self.reconcile_max_concurrency,
+            latency_threshold,
             stale_after: self.reconcile_stale_after,
             max_backoff: self.reconcile_max_backoff,
-        }
+        })
     }
 }
 

@@ -1,59 +1,107 @@
 //! The reconciler: charges orders that were accepted without an answer from payment.
 //!
-//! Every `interval` it refreshes the backlog gauges, claims the due unsettled orders with a
-//! lease and charges them one by one through the same payment client as requests, so through
-//! the same breaker, at most `max_rate` per second. While the breaker is open it claims one
-//! order only, as a probe: payment known to be down is not sent a batch. Payment is idempotent by order id, so a
-//! charge that already happened (an answer lost to a deadline, a crash after payment answered)
-//! is found rather than repeated. A failed attempt gives the order back with a capped,
-//! jittered exponential backoff. The lease makes claims exclusive across replicas and lets a
-//! crashed reconciler's claims expire.
+//! Each pass claims the due unsettled orders with a lease and charges them through the same
+//! payment client as requests, so through the same breaker, bulkhead and retry budget.
+//! Payment is idempotent by order id, so a charge that already happened (an answer lost to a
+//! deadline, a crash after payment answered) is found rather than repeated. A failed attempt
+//! gives the order back with a capped, jittered exponential backoff. The lease makes claims
+//! exclusive across replicas and lets a crashed reconciler's claims expire.
+//!
+//! # As fast as payment takes it
+//!
+//! While the breaker is closed, charges run concurrently under an adaptive limit: the
+//! resilience crate's [`Aimd`], the same algorithm as the servers' load shedding. It starts at
+//! one charge in flight, adds one per limit's worth of fast answers, and halves on a slow
+//! answer (over the breaker's slow-call duration) or a failed one, at most once per round
+//! trip; it never exceeds `max_concurrency`, which startup keeps within the bulkhead so live
+//! orders always have room. Nothing sleeps between charges; `max_rate` is only a ceiling on
+//! starts per second. A backlog of thousands therefore drains at whatever rate payment and
+//! the store sustain, and a slow or failing payment is met with fewer charges at once, not
+//! more.
+//!
+//! # A recovering payment is probed, not stampeded
+//!
+//! While the breaker is not closed, orders go one at a time: each is a probe the breaker
+//! rejects at once while it waits, or admits as a half-open trial (the breaker moves from open
+//! to half_open only when a call asks, so someone has to ask). The reconciler's probe costs no
+//! shopper any latency; live orders may also take a trial, bounded by their payment budget.
+//! Once the trials close the breaker the limit starts again from one.
 
-use std::time::Duration;
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use resilience::breaker::State;
+use resilience::{
+    breaker::State,
+    limit::{Aimd, LimitConfig},
+};
+use tokio::{task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
     app::{App, now_ms},
-    domain::OrderStatus,
+    domain::{Order, OrderStatus},
     metrics,
     payment::{Charge, FallbackReason},
+    store::StoreError,
 };
 
-/// How long a claim lasts: longer than any charge takes.
+/// How long a claim lasts: longer than any charge takes (the default payment timeout is
+/// 1 s), and claims are taken at most a limit's worth ahead of their charge.
 const LEASE: Duration = Duration::from_secs(30);
 /// The first retry's backoff ceiling; it doubles per attempt up to `max_backoff`.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
+/// How often the backlog gauges are read from the store: within a second of any change,
+/// whatever the reconciler's interval, and on every replica sharing the store.
+const BACKLOG_REFRESH: Duration = Duration::from_millis(500);
 
 /// The reconciler's settings.
 #[derive(Debug, Clone)]
 pub struct ReconcilerConfig {
-    /// How often it looks for work.
+    /// How long it rests when there is nothing (more) it can do.
     pub interval: Duration,
-    /// At most this many charges per second.
+    /// At most this many charges started per second: a ceiling, not a pace.
     pub max_rate: u32,
+    /// At most this many charges in flight at once (the adaptive limit's ceiling).
+    pub max_concurrency: usize,
+    /// A charge slower than this shrinks the limit.
+    pub latency_threshold: Duration,
     /// A PENDING order older than this was left by a request that died.
     pub stale_after: Duration,
     /// The longest wait between two attempts at one order.
     pub max_backoff: Duration,
 }
 
+impl ReconcilerConfig {
+    /// The adaptive limit's config: from one charge in flight up to `max_concurrency`,
+    /// halving on a slow or failed charge.
+    pub fn limit(&self) -> LimitConfig {
+        LimitConfig::default()
+            .with_initial_limit(1)
+            .with_bounds(1, self.max_concurrency.max(1))
+            .with_backoff_ratio(0.5)
+            .with_latency_threshold(self.latency_threshold)
+    }
+}
+
 /// Runs until `stop` is cancelled.
 pub async fn run(app: App, config: ReconcilerConfig, stop: CancellationToken) {
     let owner = format!("order-{}-{:08x}", std::process::id(), rand::random::<u32>());
-    let pace = Duration::from_secs(1) / config.max_rate;
-    let batch = config
-        .max_rate
-        .saturating_mul(u32::try_from(config.interval.as_secs().max(1)).unwrap_or(u32::MAX));
+    let limit = match Aimd::try_new(config.limit()) {
+        Ok(limit) => Arc::new(limit),
+        Err(error) => {
+            // Startup checks the settings; this is a guard, not a path.
+            tracing::error!(error = %error, "reconciler.bad_settings");
+            return;
+        }
+    };
     tracing::info!(owner, "reconciler.started");
+    let mut pace = Pace::new(config.max_rate);
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             () = tokio::time::sleep(config.interval) => {}
         }
-        if let Err(error) = pass(&app, &config, &owner, batch, pace, &stop).await {
+        if let Err(error) = pass(&app, &config, &owner, &limit, &mut pace, &stop).await {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
                 "reconciler.pass_failed"
@@ -63,124 +111,229 @@ pub async fn run(app: App, config: ReconcilerConfig, stop: CancellationToken) {
     tracing::info!(owner, "reconciler.stopped");
 }
 
+/// Keeps the backlog gauges fresh until `stop` is cancelled.
+pub async fn watch_backlog(app: App, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(BACKLOG_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match app.store().backlog().await {
+            Ok((count, oldest)) => {
+                let age = oldest.map_or(0.0, |created| (now_ms() - created).max(0) as f64 / 1000.0);
+                metrics::backlog(count, age);
+            }
+            Err(error) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "reconciler.backlog_failed"
+            ),
+        }
+    }
+}
+
+/// One pass: probe while the breaker is not closed, then drain under the adaptive limit until
+/// nothing is due, the breaker opens, or shutdown.
 async fn pass(
     app: &App,
     config: &ReconcilerConfig,
     owner: &str,
-    batch: u32,
-    pace: Duration,
+    limit: &Arc<Aimd>,
+    pace: &mut Pace,
     stop: &CancellationToken,
-) -> Result<(), crate::store::StoreError> {
-    let now = now_ms();
-    let (count, oldest) = app.store().backlog().await?;
-    let age = oldest.map_or(0.0, |created| (now - created).max(0) as f64 / 1000.0);
-    metrics::backlog(count, age);
-    if count == 0 {
-        return Ok(());
-    }
-    // While the breaker is not closed, orders go one at a time: each is a probe the breaker
-    // rejects at once while it waits, or admits as a half-open trial (the breaker moves from
-    // open to half_open only when a call asks, so someone has to ask). Payment known to be
-    // down is never sent a batch; once the trials close the breaker, the rest of the batch
-    // follows in the same pass.
-    let mut budget = batch;
-    while budget > 0 && !stop.is_cancelled() {
-        let limit = if app.payment().breaker().state() == State::Closed {
-            budget
-        } else {
-            1
+) -> Result<(), StoreError> {
+    // Probes: one order at a time until the breaker closes (or refuses).
+    while app.payment().breaker().state() != State::Closed {
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        let Some(order) = claim(app, config, owner, 1).await?.pop() else {
+            return Ok(());
         };
-        let orders = app
-            .store()
-            .claim(owner, limit, LEASE, config.stale_after, now_ms())
-            .await?;
-        if orders.is_empty() {
-            break;
-        }
-        budget = budget.saturating_sub(u32::try_from(orders.len()).unwrap_or(u32::MAX));
-        if settle(app, config, owner, orders, pace, stop).await? == Flow::Stop {
-            break;
+        pace.wait().await;
+        match settle(app, config, owner, order).await? {
+            Settled::Refused => return Ok(()), // still open: rest until the next pass
+            Settled::Done | Settled::Failed => {}
         }
     }
-    Ok(())
+    drain(app, config, owner, limit, pace, stop).await
 }
 
-/// Whether a pass goes on after a batch.
-#[derive(Debug, PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Stop,
-}
-
-/// Charges claimed `orders` one by one; the breaker opening, or shutdown, gives the rest back.
-async fn settle(
+/// Charges due orders concurrently under `limit` while the breaker stays closed.
+async fn drain(
     app: &App,
     config: &ReconcilerConfig,
     owner: &str,
-    orders: Vec<crate::domain::Order>,
-    pace: Duration,
+    limit: &Arc<Aimd>,
+    pace: &mut Pace,
     stop: &CancellationToken,
-) -> Result<Flow, crate::store::StoreError> {
-    let mut orders = orders.into_iter();
-    let mut flow = Flow::Continue;
-    for order in orders.by_ref() {
-        if stop.is_cancelled() {
-            app.store()
-                .release(&order.order_id, owner, now_ms(), false)
-                .await?;
-            flow = Flow::Stop;
+) -> Result<(), StoreError> {
+    let mut claimed: VecDeque<Order> = VecDeque::new();
+    let mut in_flight: JoinSet<Result<Settled, StoreError>> = JoinSet::new();
+    let mut exhausted = false; // nothing more is due
+    let mut halted = false; // the breaker opened, or shutdown: start nothing more
+    let mut result = Ok(());
+    loop {
+        halted |= stop.is_cancelled() || app.payment().breaker().state() != State::Closed;
+        if !halted {
+            if claimed.is_empty() && !exhausted {
+                let want = u32::try_from(limit.limit()).unwrap_or(u32::MAX);
+                match claim(app, config, owner, want).await {
+                    Ok(orders) => {
+                        exhausted = orders.is_empty();
+                        claimed.extend(orders);
+                    }
+                    Err(error) => {
+                        result = Err(error);
+                        halted = true;
+                    }
+                }
+            }
+            while !halted && !claimed.is_empty() {
+                let Some(admitted) = limit.try_admit() else {
+                    break;
+                };
+                let Some(order) = claimed.pop_front() else {
+                    limit.release();
+                    break;
+                };
+                pace.wait().await;
+                let (app, config, owner, limit) = (
+                    app.clone(),
+                    config.clone(),
+                    owner.to_owned(),
+                    Arc::clone(limit),
+                );
+                in_flight.spawn(async move {
+                    let started = Instant::now();
+                    let settled = settle(&app, &config, &owner, order).await;
+                    limit.release();
+                    let overloaded = !matches!(settled, Ok(Settled::Done));
+                    limit.sample(admitted, started, overloaded);
+                    settled
+                });
+            }
+        }
+        if in_flight.is_empty() && (halted || (exhausted && claimed.is_empty())) {
             break;
         }
-        let span = tracing::info_span!("order.reconcile", order_id = %order.order_id);
-        let charge = app
-            .payment()
-            .charge(&order, None)
-            .instrument(span.clone())
-            .await;
-        match charge {
-            Charge::Captured | Charge::Declined(_) => {
-                let status = if charge == Charge::Captured {
-                    OrderStatus::Confirmed
-                } else {
-                    OrderStatus::Rejected
-                };
-                let settled = app.store().transition(order, status, now_ms()).await?;
-                metrics::reconciled(if status == OrderStatus::Confirmed {
-                    "confirmed"
-                } else {
-                    "rejected"
-                });
-                tracing::info!(parent: &span, status = settled.status.as_str(), "order.reconciled");
+        match in_flight.join_next().await {
+            Some(Ok(Ok(Settled::Refused))) => halted = true,
+            Some(Ok(Ok(Settled::Done | Settled::Failed))) => {}
+            Some(Ok(Err(error))) => {
+                result = Err(error);
+                halted = true;
             }
-            Charge::Deferred(FallbackReason::BreakerOpen) => {
-                app.store()
-                    .release(&order.order_id, owner, now_ms(), false)
-                    .await?;
-                metrics::reconciled("deferred");
-                flow = Flow::Stop;
-                break;
+            Some(Err(panicked)) => {
+                tracing::error!(error = %panicked, "reconciler.charge_panicked");
+                halted = true;
             }
-            Charge::Deferred(reason) => {
-                let attempts = app.store().attempts(&order.order_id).await?;
-                let wait = backoff(attempts, config.max_backoff);
-                let next =
-                    now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-                app.store()
-                    .release(&order.order_id, owner, next, true)
-                    .await?;
-                metrics::reconciled("retry");
-                tracing::info!(parent: &span, reason = reason.as_str(), retry_in_ms = wait.as_millis() as u64, "order.reconcile_failed");
-            }
+            None => {} // nothing in flight: claim more above
         }
-        tokio::time::sleep(pace).await;
     }
-    // Orders left in the batch go back unchanged.
-    for order in orders {
+    // Orders claimed but not started go back unchanged.
+    for order in claimed {
         app.store()
             .release(&order.order_id, owner, now_ms(), false)
             .await?;
     }
-    Ok(flow)
+    result
+}
+
+async fn claim(
+    app: &App,
+    config: &ReconcilerConfig,
+    owner: &str,
+    limit: u32,
+) -> Result<Vec<Order>, StoreError> {
+    app.store()
+        .claim(owner, limit, LEASE, config.stale_after, now_ms())
+        .await
+}
+
+/// How one charge ended, for the pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Confirmed or rejected: the order is settled.
+    Done,
+    /// Payment failed; the order is given back with a backoff.
+    Failed,
+    /// The breaker refused; the order is given back as it was.
+    Refused,
+}
+
+/// Charges one claimed `order` and stores how that went.
+async fn settle(
+    app: &App,
+    config: &ReconcilerConfig,
+    owner: &str,
+    order: Order,
+) -> Result<Settled, StoreError> {
+    let span = tracing::info_span!("order.reconcile", order_id = %order.order_id);
+    let charge = app
+        .payment()
+        .charge(&order, None)
+        .instrument(span.clone())
+        .await;
+    match charge {
+        Charge::Captured | Charge::Declined(_) => {
+            let (status, outcome) = if charge == Charge::Captured {
+                (OrderStatus::Confirmed, "confirmed")
+            } else {
+                (OrderStatus::Rejected, "rejected")
+            };
+            let settled = app.store().transition(order, status, now_ms()).await?;
+            metrics::reconciled(outcome);
+            tracing::info!(parent: &span, status = settled.status.as_str(), "order.reconciled");
+            Ok(Settled::Done)
+        }
+        Charge::Deferred(FallbackReason::BreakerOpen) => {
+            app.store()
+                .release(&order.order_id, owner, now_ms(), false)
+                .await?;
+            metrics::reconciled("deferred");
+            Ok(Settled::Refused)
+        }
+        Charge::Deferred(reason) => {
+            let attempts = app.store().attempts(&order.order_id).await?;
+            let wait = backoff(attempts, config.max_backoff);
+            let next = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+            app.store()
+                .release(&order.order_id, owner, next, true)
+                .await?;
+            metrics::reconciled("retry");
+            tracing::info!(parent: &span, reason = reason.as_str(), retry_in_ms = wait.as_millis() as u64, "order.reconcile_failed");
+            Ok(Settled::Failed)
+        }
+    }
+}
+
+/// A ceiling on charges started per second: a start waits only when it would exceed it.
+#[derive(Debug)]
+struct Pace {
+    gap: Duration,
+    next: Instant,
+}
+
+impl Pace {
+    fn new(max_rate: u32) -> Self {
+        Self {
+            gap: Duration::from_secs(1) / max_rate.max(1),
+            next: Instant::now(),
+        }
+    }
+
+    async fn wait(&mut self) {
+        let now = Instant::now();
+        // Up to a second's worth of starts may go at once after a rest.
+        let floor = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+        self.next = self.next.max(floor);
+        if self.next > now {
+            tokio::time::sleep_until(self.next).await;
+        }
+        self.next += self.gap;
+    }
 }
 
 /// Full jitter: a random wait up to `INITIAL_BACKOFF × 2^attempts`, capped at `max`.
@@ -207,6 +360,27 @@ mod tests {
         assert!(
             (0..200).any(|_| backoff(10, max) > Duration::from_secs(15)),
             "reaches the cap's range"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_ceiling_lets_a_burst_through_then_spaces_starts() {
+        let mut pace = Pace::new(10);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let start = Instant::now();
+        for _ in 0..10 {
+            pace.wait().await;
+        }
+        assert!(
+            Instant::now() - start < Duration::from_millis(10),
+            "a rested reconciler starts a second's worth at once"
+        );
+        for _ in 0..10 {
+            pace.wait().await;
+        }
+        assert!(
+            Instant::now() - start >= Duration::from_millis(900),
+            "then no more than 10 per second"
         );
     }
 }

@@ -30,7 +30,7 @@ use crate::{
     grpc::OrderApi,
     http, metrics,
     payment::{self, PaymentClient, PaymentTls},
-    reconciler,
+    reconciler::{self, ReconcilerConfig},
     store::{OpenError, Store},
 };
 
@@ -69,6 +69,7 @@ pub struct Application {
     http: TcpListener,
     ops: TcpListener,
     app: App,
+    reconciler: ReconcilerConfig,
     config: Config,
     payment_tls: &'static str,
     prometheus: PrometheusHandle,
@@ -84,6 +85,10 @@ impl Application {
             Some(path) => Catalogue::load(path)?,
             None => Catalogue::shipped(),
         };
+        let reconciler = config
+            .reconciler
+            .config(&config.payment)
+            .map_err(StartupError::Settings)?;
         let tls = config
             .payment_tls
             .settings(&config.payment_url)
@@ -99,12 +104,13 @@ impl Application {
         .map_err(StartupError::Settings)?;
         let payment = PaymentClient::new(channel, &config.payment.policy())
             .map_err(|error| StartupError::Settings(error.to_string()))?;
-        let app = App::new(store, catalogue, payment);
+        let app = App::new(store, catalogue, payment, config.payment.payment_budget);
         Ok(Self {
             grpc: bind(config.grpc_addr).await?,
             http: bind(config.http_addr).await?,
             ops: bind(config.ops_addr).await?,
             app,
+            reconciler,
             config,
             payment_tls: tls.as_ref().map_or("off", PaymentTls::mode),
             prometheus,
@@ -183,13 +189,14 @@ impl Application {
             .with_graceful_shutdown(servers.stopping());
         servers.spawn("ops", async move { ops.await });
 
-        let reconciler = reconciler::run(
-            self.app.clone(),
-            self.config.reconciler.config(),
-            servers.token(),
-        );
+        let reconciler = reconciler::run(self.app.clone(), self.reconciler, servers.token());
         servers.spawn("reconciler", async move {
             reconciler.await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let backlog = reconciler::watch_backlog(self.app.clone(), servers.token());
+        servers.spawn("backlog", async move {
+            backlog.await;
             Ok::<(), std::convert::Infallible>(())
         });
 

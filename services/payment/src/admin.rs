@@ -13,26 +13,21 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    body::Bytes,
-    extract::{DefaultBodyLimit, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::State,
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
 use secrecy::SecretString;
 use serde_json::Value;
-use telemetry::ops::{bearer_auth, problem};
+use telemetry::ops::{AdminJson, bearer_auth, problem};
 
 use crate::faults::{FaultSettings, Faults, FieldError};
-
-/// Fault bodies are a few dozen bytes.
-const BODY_LIMIT: usize = 16 * 1024;
 
 /// The admin routes, guarded by `token`.
 pub fn router(faults: Arc<Faults>, token: SecretString) -> Router {
     let routes = Router::new()
         .route("/admin/faults", get(show).put(replace).patch(update))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(faults);
     bearer_auth(routes, token)
 }
@@ -41,26 +36,15 @@ async fn show(State(faults): State<Arc<Faults>>) -> Json<FaultSettings> {
     Json(faults.get())
 }
 
-async fn replace(State(faults): State<Arc<Faults>>, headers: HeaderMap, body: Bytes) -> Response {
-    apply(&faults, FaultSettings::default(), &headers, &body)
+async fn replace(State(faults): State<Arc<Faults>>, AdminJson(body): AdminJson) -> Response {
+    apply(&faults, FaultSettings::default(), &body)
 }
 
-async fn update(State(faults): State<Arc<Faults>>, headers: HeaderMap, body: Bytes) -> Response {
-    apply(&faults, faults.get(), &headers, &body)
+async fn update(State(faults): State<Arc<Faults>>, AdminJson(body): AdminJson) -> Response {
+    apply(&faults, faults.get(), &body)
 }
 
-fn apply(faults: &Faults, base: FaultSettings, headers: &HeaderMap, body: &[u8]) -> Response {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_none_or(|value| value.starts_with("application/json"));
-    if !is_json {
-        return problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be `application/json`",
-            &[] as &[FieldError],
-        );
-    }
+fn apply(faults: &Faults, base: FaultSettings, body: &[u8]) -> Response {
     let value: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
         Err(error) => {

@@ -80,8 +80,9 @@ pub(super) async fn place(State(app): State<App>, headers: HeaderMap, body: Body
     let timeout = headers.get(HTTP_TIMEOUT_HEADER).map(|value| {
         value
             .to_str()
-            .map_err(|_| "must be a whole number of milliseconds".to_owned())
-            .and_then(|value| parse_http_timeout(value).map_err(|error| error.to_string()))
+            .ok()
+            .and_then(|value| parse_http_timeout(value).ok())
+            .ok_or_else(|| "must be a whole number of milliseconds, such as 250".to_owned())
     });
     let deadline = match timeout {
         None => None,

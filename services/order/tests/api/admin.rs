@@ -82,3 +82,85 @@ async fn a_missing_or_wrong_token_is_refused_with_401_and_changes_nothing() {
     order.stop().await;
     payment.stop().await;
 }
+
+/// One body rule for both admin APIs: `application/json` (with parameters) or 415, at most
+/// 16 KiB or 413, every refusal a problem body, and nothing changed by one.
+#[tokio::test]
+async fn the_admin_body_rule_refuses_other_types_and_large_bodies_as_problems() {
+    let payment = spawn_payment().await;
+    let order = spawn_order(&payment.url(), &[]).await;
+    let url = order.ops_url("/admin/breaker");
+    let force = json!({ "state": "forced_open" }).to_string();
+    let large = format!(
+        "{{\"state\": \"forced_open\", \"pad\": \"{}\"}}",
+        "x".repeat(17 * 1024)
+    );
+    let refusals = [
+        (None, force.clone(), 415),
+        (Some("application/jsonp"), force.clone(), 415),
+        (Some("text/plain"), force.clone(), 415),
+        (Some("application/json"), large, 413),
+    ];
+    for (content_type, body, expected) in refusals {
+        let mut request = order.http.put(&url).bearer_auth(ADMIN_TOKEN).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("answered");
+        assert_eq!(response.status().as_u16(), expected, "{content_type:?}");
+        assert_eq!(
+            response.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"application/problem+json"[..]),
+            "{content_type:?}"
+        );
+        let problem: Value = response.json().await.expect("a JSON body");
+        assert_eq!(problem["status"], expected);
+        assert_eq!(order.app.payment().breaker().state().as_str(), "closed");
+    }
+    let taken = order
+        .http
+        .put(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(force)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(taken.status(), StatusCode::OK, "parameters are allowed");
+    assert_eq!(
+        order.app.payment().breaker().state().as_str(),
+        "forced_open"
+    );
+    order.stop().await;
+    payment.stop().await;
+}
+
+/// A bad `x-request-timeout-ms` is refused naming the header and the expected format.
+#[tokio::test]
+async fn a_bad_timeout_header_says_what_a_valid_one_looks_like() {
+    let payment = spawn_payment().await;
+    let order = spawn_order(&payment.url(), &[]).await;
+    let response = order
+        .http
+        .post(order.url("/v1/orders"))
+        .header("x-request-timeout-ms", "1.5s")
+        .json(&json!({ "customer_id": "cust-t", "lines": [{ "sku": "CAP-RED", "quantity": 1 }] }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = response.json().await.expect("a JSON body");
+    assert_eq!(
+        problem["errors"][0]["field"], "x-request-timeout-ms",
+        "{problem}"
+    );
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("whole number of milliseconds, such as 250")),
+        "{problem}"
+    );
+    assert_eq!(order.app.store().count().await.expect("count"), 0);
+    order.stop().await;
+    payment.stop().await;
+}

@@ -164,9 +164,10 @@ pub async fn spawn_order(payment_url: &str, flags: &[&str]) -> Order {
         "127.0.0.1:0",
         "--payment-url",
         payment_url,
-        "--reconcile-interval",
-        "100ms",
     ];
+    if !flags.contains(&"--reconcile-interval") {
+        args.extend_from_slice(&["--reconcile-interval", "100ms"]);
+    }
     if !flags.contains(&"--database-url") {
         args.extend_from_slice(&["--database-url", &database]);
     }
@@ -250,6 +251,19 @@ impl Order {
         })
         .await
         .is_ok()
+    }
+
+    /// How long `order_payment_backlog` took to read `expected` on /metrics, polled every
+    /// 50 ms for at most `timeout`; `None` if it never did.
+    pub async fn backlog_gauge_reads(&self, expected: f64, timeout: Duration) -> Option<Duration> {
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < timeout {
+            if sample(&self.metrics().await, "order_payment_backlog", &[]) == Some(expected) {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     pub async fn stop(mut self) {

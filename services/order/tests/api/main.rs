@@ -2,6 +2,7 @@
 //! them), real SQLite files, real HTTP. One binary; nextest runs each test in its own process.
 
 mod admin;
+mod drain;
 mod helpers;
 mod hostile;
 mod input;

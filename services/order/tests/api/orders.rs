@@ -4,7 +4,7 @@ use futures::future::join_all;
 use serde_json::Value;
 use stormproof_payment::domain::OrderId;
 
-use crate::helpers::{spawn_order, spawn_payment};
+use crate::helpers::{sample, spawn_order, spawn_payment};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_is_confirmed_charged_once_and_can_be_read() {
@@ -185,6 +185,25 @@ async fn twenty_concurrent_requests_with_one_key_make_one_order_and_one_charge()
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
     assert_eq!(order.app.store().count().await.expect("count"), 1);
+    // The client's mistake is not a failed order: orders_total counts the one order, and the
+    // 422 is counted where answers are, by status code.
+    let metrics = order.metrics().await;
+    let orders = |status| sample(&metrics, "orders_total", &[("status", status)]);
+    assert_eq!(orders("confirmed"), Some(1.0), "one order, counted once");
+    assert_eq!(orders("failed").unwrap_or(0.0), 0.0, "nothing failed");
+    assert_eq!(
+        sample(
+            &metrics,
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", "/v1/orders"),
+                ("http_request_method", "POST"),
+                ("http_response_status_code", "422"),
+            ],
+        ),
+        Some(1.0),
+        "the refusal is counted by its status code"
+    );
     order.stop().await;
     payment.stop().await;
 }

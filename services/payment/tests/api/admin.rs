@@ -174,3 +174,57 @@ async fn put_patch_and_presets_change_calls_live() {
         .expect("healed");
     app.stop().await;
 }
+
+/// One body rule for both admin APIs: `application/json` (with parameters) or 415, at most
+/// 16 KiB or 413, every refusal a problem body, and nothing changed by one.
+#[tokio::test]
+async fn the_admin_body_rule_refuses_other_types_and_large_bodies_as_problems() {
+    let app = spawn_app().await;
+    let url = app.ops_url("/admin/faults");
+    let outage = json!({ "outage": true }).to_string();
+    let large = format!(
+        "{{\"outage\": true, \"pad\": \"{}\"}}",
+        "x".repeat(17 * 1024)
+    );
+    let refusals = [
+        (None, outage.clone(), 415),
+        (Some("application/jsonp"), outage.clone(), 415),
+        (
+            Some("application/x-www-form-urlencoded"),
+            outage.clone(),
+            415,
+        ),
+        (Some("application/json"), large, 413),
+    ];
+    for (content_type, body, expected) in refusals {
+        let mut request = app.http.put(&url).bearer_auth(ADMIN_TOKEN).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("answered");
+        assert_eq!(response.status().as_u16(), expected, "{content_type:?}");
+        assert_eq!(
+            response.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"application/problem+json"[..]),
+            "{content_type:?}"
+        );
+        let problem: Value = response.json().await.expect("a JSON body");
+        assert_eq!(problem["status"], expected);
+        assert_eq!(
+            app.faults.get(),
+            FaultSettings::default(),
+            "nothing changed"
+        );
+    }
+    let taken = app
+        .http
+        .put(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(outage)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(taken.status(), StatusCode::OK, "parameters are allowed");
+    assert!(app.faults.get().outage);
+}
