@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use certs::load::{CertificateFile, KeyFile};
 use clap::Parser;
 use resilience::{
-    breaker::{BreakerConfig, SlidingWindow},
+    breaker::{BreakerConfig, HalfOpenRule, SlidingWindow},
     bulkhead::BulkheadConfig,
     deadline::DeadlineConfig,
     limit::LimitConfig,
@@ -149,7 +149,11 @@ pub struct PaymentArgs {
     /// period of the wait cannot send every trial into an outage. 0 waits exactly.
     #[arg(long, env = "BREAKER_WAIT_JITTER", default_value_t = 0.5)]
     pub breaker_wait_jitter: f64,
-    /// Trial calls in half-open: all must succeed to close (gobreaker's `MaxRequests`).
+    /// Trial calls in half-open (gobreaker's `MaxRequests`). Once all have ended they are
+    /// judged by the thresholds that trip a closed breaker (resilience4j's rule), not by
+    /// gobreaker's "all must succeed": a payment failing 25 % of calls, which the closed
+    /// breaker tolerates, would pass five trials in a row only one time in four and be held
+    /// off while the backlog waits.
     #[arg(long, env = "BREAKER_HALF_OPEN_CALLS", default_value_t = 5)]
     pub breaker_half_open_calls: u32,
     /// A call slower than this counts as slow, and so does one abandoned later than this (a
@@ -323,6 +327,7 @@ impl PaymentArgs {
                 .with_growing_wait(self.breaker_wait_multiplier, self.breaker_max_wait)
                 .with_wait_jitter(self.breaker_wait_jitter)
                 .with_half_open_calls(self.breaker_half_open_calls)
+                .with_half_open_rule(HalfOpenRule::UnderThresholds)
                 .with_slow_call_duration(
                     Some(self.breaker_slow_call).filter(|slow| !slow.is_zero()),
                 )

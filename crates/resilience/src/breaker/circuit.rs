@@ -40,7 +40,8 @@ use tokio::time::Instant;
 use crate::Verdict;
 
 use super::{
-    BreakerConfig, BreakerObserver, BreakerOpen, CallOutcome, Outcome, SlidingWindow, State,
+    BreakerConfig, BreakerObserver, BreakerOpen, CallOutcome, HalfOpenRule, Outcome, SlidingWindow,
+    State,
     clock::CallClock,
     window::{Window, WindowStats},
 };
@@ -74,6 +75,7 @@ struct Settings {
     max_wait: Duration,
     wait_jitter: f64,
     half_open_calls: u32,
+    half_open_rule: HalfOpenRule,
     /// Whether recording a call needs the time (to choose its bucket).
     time_window: bool,
 }
@@ -85,7 +87,8 @@ struct Inner {
     /// Trips since the breaker last closed; the open wait grows with it.
     trips: u32,
     trials_left: u32,
-    trial_successes: u32,
+    /// Outcomes of the finished trials of this half-open period.
+    trials: WindowStats,
 }
 
 /// Leave to make one call, taken from [`Circuit::try_acquire`].
@@ -140,6 +143,7 @@ impl Circuit {
             max_wait: config.max_wait_duration,
             wait_jitter: config.wait_jitter,
             half_open_calls: config.half_open_calls,
+            half_open_rule: config.half_open_rule,
             time_window: matches!(config.window, SlidingWindow::Time(_)),
         };
         Self {
@@ -156,7 +160,7 @@ impl Circuit {
                 window: Window::new(config.window),
                 trips: 0,
                 trials_left: 0,
-                trial_successes: 0,
+                trials: WindowStats::default(),
             }),
             observer,
         }
@@ -291,17 +295,22 @@ impl Circuit {
                     self.transition(&mut inner, State::Open, at.unwrap_or_else(now));
                 }
             }
-            State::HalfOpen => match outcome {
-                Outcome::Success => {
-                    inner.trial_successes += 1;
-                    if inner.trial_successes == self.settings.half_open_calls {
-                        self.transition(&mut inner, State::Closed, now());
+            State::HalfOpen => {
+                inner.trials.add(outcome, 1);
+                let trials = inner.trials;
+                let settings = &self.settings;
+                let next = match settings.half_open_rule {
+                    HalfOpenRule::AllSucceed if outcome != Outcome::Success => Some(State::Open),
+                    _ if trials.calls < settings.half_open_calls => None,
+                    HalfOpenRule::UnderThresholds if self.over_thresholds(&trials) => {
+                        Some(State::Open)
                     }
+                    _ => Some(State::Closed),
+                };
+                if let Some(next) = next {
+                    self.transition(&mut inner, next, now());
                 }
-                Outcome::Failure | Outcome::Slow => {
-                    self.transition(&mut inner, State::Open, now());
-                }
-            },
+            }
             State::Open | State::ForcedOpen | State::Disabled => {}
         }
     }
@@ -317,13 +326,17 @@ impl Circuit {
     }
 
     fn should_trip(&self, stats: &WindowStats) -> bool {
+        stats.calls >= self.settings.minimum_calls && self.over_thresholds(stats)
+    }
+
+    /// Whether the failure or slow-call rate of `stats` reaches its threshold.
+    fn over_thresholds(&self, stats: &WindowStats) -> bool {
         let settings = &self.settings;
         let over = |count: u32, threshold_ppm: u64| {
             u64::from(count) * 1_000_000 >= threshold_ppm * u64::from(stats.calls)
         };
-        stats.calls >= settings.minimum_calls
-            && (over(stats.failures, settings.failure_ppm)
-                || (settings.slow_call_duration.is_some() && over(stats.slow, settings.slow_ppm)))
+        over(stats.failures, settings.failure_ppm)
+            || (settings.slow_call_duration.is_some() && over(stats.slow, settings.slow_ppm))
     }
 
     /// Moves to `to` at `now` (nanoseconds since the origin); the caller holds the lock (so
@@ -342,7 +355,7 @@ impl Circuit {
             }
             State::HalfOpen => {
                 inner.trials_left = self.settings.half_open_calls;
-                inner.trial_successes = 0;
+                inner.trials = WindowStats::default();
             }
             State::Closed => {
                 inner.window.clear();

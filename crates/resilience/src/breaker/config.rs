@@ -14,6 +14,20 @@ pub enum SlidingWindow {
     Time(Duration),
 }
 
+/// How a half-open breaker judges its trial calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HalfOpenRule {
+    /// Every trial must succeed: the first failed or slow one reopens at once (gobreaker's
+    /// `MaxRequests` consecutive successes). A dependency that fails a steady share of calls
+    /// passes only `(1 − share)^half_open_calls` of the time: a quarter at 25 % failures and
+    /// five trials, though the closed breaker tolerates that share.
+    AllSucceed,
+    /// Once every trial has finished, close unless their failure or slow-call rate reaches
+    /// the thresholds that trip a closed breaker (resilience4j's rule): the breaker judges a
+    /// dependency the same way in both states, so what it tolerates closed it lets back in.
+    UnderThresholds,
+}
+
 /// Configuration of a [`CircuitBreaker`](super::CircuitBreaker).
 ///
 /// The defaults follow resilience4j's where they are sensible for an RPC client, and differ
@@ -29,7 +43,7 @@ pub enum SlidingWindow {
 /// | `ReadyToTrip: counts.Requests >= 5 && ratio >= 0.5` | evaluated on each failure in closed | `minimum_calls = 5`, `failure_rate_threshold = 0.5` (evaluated on each recorded call) |
 /// | `Interval: 60s` | counts reset every 60 s in closed (a tumbling window) | `window = Time(60 s)` (sliding, ten 6 s buckets) |
 /// | `Timeout: 60s` (its default) | open lasts 60 s, then half-open | `wait_duration = 60 s`, `wait_multiplier = 1`, `wait_jitter = 0` |
-/// | `MaxRequests: 5` | half-open admits 5; 5 consecutive successes close it, any failure reopens | `half_open_calls = 5` (same rule) |
+/// | `MaxRequests: 5` | half-open admits 5; 5 consecutive successes close it, any failure reopens | `half_open_calls = 5`, `half_open_rule = AllSucceed` (same rule) |
 /// | no slow-call notion | | `slow_call_duration = None` |
 ///
 /// Two honest differences: gobreaker counts a request when it starts, this breaker when it
@@ -62,9 +76,11 @@ pub struct BreakerConfig {
     /// breaker whose wait matches the period of a flapping dependency would otherwise send
     /// every trial into an outage and stay open for good. `0` waits exactly. Default: 0.5.
     pub wait_jitter: f64,
-    /// Half-open admits exactly this many trial calls; all succeed → closed, any failure or
-    /// slow call → open. Default: 10.
+    /// Half-open admits exactly this many trial calls. Default: 10.
     pub half_open_calls: u32,
+    /// How the trials decide between closed and open. Default:
+    /// [`HalfOpenRule::UnderThresholds`] (resilience4j's).
+    pub half_open_rule: HalfOpenRule,
 }
 
 impl Default for BreakerConfig {
@@ -80,6 +96,7 @@ impl Default for BreakerConfig {
             max_wait_duration: Duration::from_secs(300),
             wait_jitter: 0.5,
             half_open_calls: 10,
+            half_open_rule: HalfOpenRule::UnderThresholds,
         }
     }
 }
@@ -98,6 +115,7 @@ impl BreakerConfig {
             max_wait_duration: Duration::from_secs(60),
             wait_jitter: 0.0,
             half_open_calls: 5,
+            half_open_rule: HalfOpenRule::AllSucceed,
         }
     }
 
@@ -154,6 +172,12 @@ impl BreakerConfig {
     /// Sets [`half_open_calls`](Self::half_open_calls).
     pub fn with_half_open_calls(mut self, calls: u32) -> Self {
         self.half_open_calls = calls;
+        self
+    }
+
+    /// Sets [`half_open_rule`](Self::half_open_rule).
+    pub fn with_half_open_rule(mut self, rule: HalfOpenRule) -> Self {
+        self.half_open_rule = rule;
         self
     }
 

@@ -63,7 +63,7 @@ use tower::Service;
 
 pub use self::{
     circuit::{Circuit, Permit},
-    config::{BreakerConfig, SlidingWindow},
+    config::{BreakerConfig, HalfOpenRule, SlidingWindow},
     error::BreakerOpen,
     layer::BreakerLayer,
     observer::BreakerObserver,

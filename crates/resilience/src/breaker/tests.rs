@@ -141,6 +141,7 @@ fn open_rejects_until_the_wait_ends_then_admits_exactly_the_trials() {
 #[test]
 fn any_bad_trial_reopens_and_the_wait_grows_up_to_its_cap() {
     let config = count_window(2, 2, 0.5)
+        .with_half_open_rule(HalfOpenRule::AllSucceed)
         .with_wait_duration(Duration::from_secs(1))
         .with_wait_jitter(0.0)
         .with_growing_wait(2.0, Duration::from_secs(3))
@@ -224,6 +225,41 @@ fn an_outcome_from_an_earlier_state_is_not_counted() {
     assert_eq!(circuit.state(), State::HalfOpen);
     trial.record(Outcome::Success, after);
     assert_eq!(circuit.state(), State::Closed);
+}
+
+/// resilience4j's rule: the trials are judged together by the closed state's thresholds.
+/// One failure in four trials (25 %, under a 50 % threshold) closes; two in four reopen; and
+/// nothing is decided before the last trial ends.
+#[test]
+fn under_thresholds_the_trials_are_judged_together_once_all_have_ended() {
+    let config = count_window(4, 4, 0.5)
+        .with_wait_duration(Duration::from_secs(1))
+        .with_wait_jitter(0.0)
+        .with_half_open_calls(4)
+        .with_half_open_rule(HalfOpenRule::UnderThresholds);
+    for (failures, ends_in) in [(1, State::Closed), (2, State::Open)] {
+        let (circuit, mut now) = circuit(config.clone());
+        calls(&circuit, Outcome::Failure, 4, now);
+        now += Duration::from_secs(1);
+        let trials: Vec<Permit> = (0..4)
+            .map(|_| circuit.try_acquire(now).expect("a trial"))
+            .collect();
+        assert!(circuit.try_acquire(now).is_err(), "exactly four trials");
+        for (n, trial) in trials.into_iter().enumerate() {
+            let outcome = if n < failures {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            assert_eq!(
+                circuit.state(),
+                State::HalfOpen,
+                "undecided before the last"
+            );
+            trial.record(outcome, now);
+        }
+        assert_eq!(circuit.state(), ends_in, "{failures} failures in 4 trials");
+    }
 }
 
 /// The open wait is drawn from `[(1 − jitter) × wait, wait]`: never longer than the wait,

@@ -45,7 +45,7 @@ impl WindowStats {
         self.slow -= other.slow;
     }
 
-    fn add(&mut self, outcome: Outcome, sign: i8) {
+    pub(super) fn add(&mut self, outcome: Outcome, sign: i8) {
         let apply = |n: &mut u32| {
             *n = if sign > 0 { *n + 1 } else { *n - 1 };
         };

@@ -5,7 +5,9 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use proptest::prelude::*;
-use resilience::breaker::{BreakerConfig, Circuit, Outcome, Permit, SlidingWindow, State};
+use resilience::breaker::{
+    BreakerConfig, Circuit, HalfOpenRule, Outcome, Permit, SlidingWindow, State,
+};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -19,6 +21,8 @@ struct Params {
     multiplier: u32,
     max_wait_ms: u64,
     half_open_calls: u32,
+    /// resilience4j's rule (judge the trials by the thresholds) rather than gobreaker's.
+    under_thresholds: bool,
 }
 
 impl Params {
@@ -40,6 +44,11 @@ impl Params {
                 Duration::from_millis(self.max_wait_ms),
             )
             .with_half_open_calls(self.half_open_calls)
+            .with_half_open_rule(if self.under_thresholds {
+                HalfOpenRule::UnderThresholds
+            } else {
+                HalfOpenRule::AllSucceed
+            })
     }
 }
 
@@ -56,10 +65,19 @@ fn params() -> impl Strategy<Value = Params> {
         1u64..=300,
         1u32..=3,
         1u64..=4,
-        1u32..=4,
+        (1u32..=4, any::<bool>()),
     )
         .prop_map(
-            |(window, min, failure_pct, slow_pct, wait_ms, multiplier, max_factor, half_open)| {
+            |(
+                window,
+                min,
+                failure_pct,
+                slow_pct,
+                wait_ms,
+                multiplier,
+                max_factor,
+                (half_open, under_thresholds),
+            )| {
                 let minimum_calls = match window {
                     Ok(size) => min.min(size),
                     Err(_) => min,
@@ -73,6 +91,7 @@ fn params() -> impl Strategy<Value = Params> {
                     multiplier,
                     max_wait_ms: wait_ms * max_factor,
                     half_open_calls: half_open,
+                    under_thresholds,
                 }
             },
         )
@@ -126,7 +145,7 @@ struct Model {
     trips: u32,
     open_until: Instant,
     trials_left: u32,
-    trial_successes: u32,
+    trials: Vec<Outcome>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +165,7 @@ impl Model {
             trips: 0,
             open_until: origin,
             trials_left: 0,
-            trial_successes: 0,
+            trials: Vec::new(),
         }
     }
 
@@ -162,7 +181,7 @@ impl Model {
             }
             State::HalfOpen => {
                 self.trials_left = self.params.half_open_calls;
-                self.trial_successes = 0;
+                self.trials.clear();
             }
             State::Closed => {
                 self.window.clear();
@@ -216,6 +235,17 @@ impl Model {
         }
     }
 
+    /// Whether the failure or slow share of `calls` reaches its threshold.
+    fn over_thresholds(&self, calls: &[Outcome]) -> bool {
+        let total = calls.len() as u64;
+        let count = |o| calls.iter().filter(|x| **x == o).count() as u64;
+        count(Outcome::Failure) * 100 >= self.params.failure_pct * total
+            || self
+                .params
+                .slow_pct
+                .is_some_and(|pct| count(Outcome::Slow) * 100 >= pct * total)
+    }
+
     fn record(&mut self, permit: ModelPermit, outcome: Outcome, now: Instant) {
         if permit.generation != self.generation {
             return;
@@ -224,26 +254,26 @@ impl Model {
             State::Closed => {
                 self.window.push_back((now, outcome));
                 let live = self.live(now);
-                let calls = live.len() as u64;
-                let count = |o| live.iter().filter(|x| **x == o).count() as u64;
-                let failing = count(Outcome::Failure) * 100 >= self.params.failure_pct * calls;
-                let slow = self
-                    .params
-                    .slow_pct
-                    .is_some_and(|pct| count(Outcome::Slow) * 100 >= pct * calls);
-                if calls >= u64::from(self.params.minimum_calls) && (failing || slow) {
+                if live.len() as u64 >= u64::from(self.params.minimum_calls)
+                    && self.over_thresholds(&live)
+                {
                     self.enter(State::Open, now);
                 }
             }
-            State::HalfOpen => match outcome {
-                Outcome::Success => {
-                    self.trial_successes += 1;
-                    if self.trial_successes == self.params.half_open_calls {
-                        self.enter(State::Closed, now);
-                    }
+            State::HalfOpen => {
+                self.trials.push(outcome);
+                let done = self.trials.len() as u32 == self.params.half_open_calls;
+                let failed = if self.params.under_thresholds {
+                    done && self.over_thresholds(&self.trials)
+                } else {
+                    outcome != Outcome::Success
+                };
+                if failed {
+                    self.enter(State::Open, now);
+                } else if done {
+                    self.enter(State::Closed, now);
                 }
-                Outcome::Failure | Outcome::Slow => self.enter(State::Open, now),
-            },
+            }
             _ => {}
         }
     }

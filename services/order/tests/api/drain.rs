@@ -89,6 +89,41 @@ async fn two_thousand_pending_orders_drain_within_20_s_each_charged_once() {
     payment.stop().await;
 }
 
+/// The same backlog while payment still fails a quarter of its calls: retries absorb most
+/// failures, the reconciler's limit backs off on the rest, and the breaker, which tolerates
+/// 25 % closed, lets payment back in after the heal and does not hold it off: the backlog
+/// drains, each order charged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_through_a_payment_that_fails_a_quarter_of_calls() {
+    let payment = spawn_payment().await;
+    payment.set_faults(outage());
+    let order = spawn_order(&payment.url(), &["--reconcile-interval", "1s"]).await;
+    let ids = pending_orders(&order, 2_000).await;
+    let before = order.metrics().await;
+
+    let flaky = FaultSettings {
+        failure_rate: 0.25,
+        ..FaultSettings::default()
+    };
+    let took = drain(&order, &payment, flaky, Duration::from_secs(40)).await;
+    let after = order.metrics().await;
+    let tripped = transitions(&after, "closed", "open") - transitions(&before, "closed", "open");
+    let reopened =
+        transitions(&after, "half_open", "open") - transitions(&before, "half_open", "open");
+    eprintln!(
+        "drained 2000 orders at 25 % failures in {took:?} ({:.0} orders/s); \
+         closed->open {tripped}, half_open->open {reopened}",
+        2_000.0 / took.as_secs_f64()
+    );
+    assert!(
+        tripped <= 2.0,
+        "25 % failures are under the breaker's 50 % threshold: it tripped {tripped} times"
+    );
+    each_charged_once(&order, &payment.ledger, &ids).await;
+    order.stop().await;
+    payment.stop().await;
+}
+
 /// With the reconciler resting 30 s between passes, the backlog gauge still shows a new
 /// PAYMENT_PENDING order within a second (it used to change only when a pass started).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
