@@ -469,7 +469,7 @@ async fn a_new_order_the_writer_cannot_take_in_time_is_shed_with_retry_after() {
         .await
         .expect("the first order's task")
         .expect("answered");
-    // 202: it waited for the writer longer than its payment budget (200 ms from arrival),
+    // 202: it waited for the writer longer than its payment budget (150 ms from arrival),
     // so it was kept PAYMENT_PENDING without calling payment, rather than made to wait more.
     assert_eq!(
         first.status().as_u16(),
