@@ -298,6 +298,10 @@ async fn overload_is_shed_at_once_with_retry_after() {
         "2",
         "--breaker-slow-call",
         "0",
+        // Admitted orders wait out payment's 100 ms: the budget must not cut them short on a
+        // busy machine (this is about the limit, not the budget).
+        "--payment-budget",
+        "1s",
     ];
     let order = spawn_order(&payment.url(), &limit).await;
 
