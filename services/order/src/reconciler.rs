@@ -83,17 +83,11 @@ impl ReconcilerConfig {
     }
 }
 
-/// Runs until `stop` is cancelled.
-pub async fn run(app: App, config: ReconcilerConfig, stop: CancellationToken) {
+/// Runs until `stop` is cancelled, its concurrency adapted by `limit` (built from
+/// [`ReconcilerConfig::limit`] at start-up, so a bad setting fails there).
+pub async fn run(app: App, config: ReconcilerConfig, limit: Aimd, stop: CancellationToken) {
     let owner = format!("order-{}-{:08x}", std::process::id(), rand::random::<u32>());
-    let limit = match Aimd::try_new(config.limit()) {
-        Ok(limit) => Arc::new(limit),
-        Err(error) => {
-            // Startup checks the settings; this is a guard, not a path.
-            tracing::error!(error = %error, "reconciler.bad_settings");
-            return;
-        }
-    };
+    let limit = Arc::new(limit);
     tracing::info!(owner, "reconciler.started");
     let mut pace = Pace::new(config.max_rate);
     loop {

@@ -11,7 +11,7 @@ use std::{future::Future, net::SocketAddr};
 
 use contracts::order::v1::order_service_server::OrderServiceServer;
 use metrics_exporter_prometheus::PrometheusHandle;
-use resilience::limit::{AdaptiveLimit, LimitLayer};
+use resilience::limit::{AdaptiveLimit, Aimd, LimitLayer};
 use telemetry::{
     grpc::GrpcServerLayer,
     http::HttpServerLayer,
@@ -70,6 +70,7 @@ pub struct Application {
     ops: TcpListener,
     app: App,
     reconciler: ReconcilerConfig,
+    reconciler_limit: Aimd,
     config: Config,
     payment_tls: &'static str,
     prometheus: PrometheusHandle,
@@ -89,6 +90,8 @@ impl Application {
             .reconciler
             .config(&config.payment)
             .map_err(StartupError::Settings)?;
+        let reconciler_limit = Aimd::try_new(reconciler.limit())
+            .map_err(|error| StartupError::Settings(format!("reconciler: {error}")))?;
         let tls = config
             .payment_tls
             .settings(&config.payment_url)
@@ -111,6 +114,7 @@ impl Application {
             ops: bind(config.ops_addr).await?,
             app,
             reconciler,
+            reconciler_limit,
             config,
             payment_tls: tls.as_ref().map_or("off", PaymentTls::mode),
             prometheus,
@@ -189,7 +193,12 @@ impl Application {
             .with_graceful_shutdown(servers.stopping());
         servers.spawn("ops", async move { ops.await });
 
-        let reconciler = reconciler::run(self.app.clone(), self.reconciler, servers.token());
+        let reconciler = reconciler::run(
+            self.app.clone(),
+            self.reconciler,
+            self.reconciler_limit,
+            servers.token(),
+        );
         servers.spawn("reconciler", async move {
             reconciler.await;
             Ok::<(), std::convert::Infallible>(())
