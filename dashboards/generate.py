@@ -469,8 +469,9 @@ RESILIENCE = dashboard(
             "Payment backlog",
             "Orders not yet charged (left) and the age of the oldest (right); every order "
             "replica on a shared store reports the same backlog, hence max. Healthy: 0. An "
-            "outage: both grow; after the heal the reconciler drains the backlog (at "
-            "--reconcile-max-rate, as the breaker allows) and both fall back to 0.",
+            "outage: both grow; after the heal the reconciler drains the backlog (as fast as "
+            "payment answers, up to --reconcile-max-concurrency charges at once, as the "
+            "breaker allows) and both fall back to 0.",
             targets(
                 (f"max(order_payment_backlog{{{ORDER}}})", "orders waiting"),
                 (f"max(order_payment_oldest_pending_seconds{{{ORDER}}})", "oldest waiting"),
