@@ -409,7 +409,7 @@ mod tests {
     use secrecy::SecretString;
     use tower::ServiceExt as _;
 
-    use super::{bearer_auth, constant_time_eq};
+    use super::{ADMIN_BODY_LIMIT, AdminJson, bearer_auth, constant_time_eq};
 
     async fn status(token: &str, authorization: &str) -> u16 {
         let router = bearer_auth(
@@ -435,6 +435,80 @@ mod tests {
         assert_eq!(status("s3cret", "bearer s3cret").await, 401);
         assert_eq!(status("s3cret", "Basic s3cret").await, 401);
         assert_eq!(status("", "Bearer ").await, 401);
+    }
+
+    /// One admin body rule: `application/json` with any parameters and any case, else 415;
+    /// at most ADMIN_BODY_LIMIT bytes, declared or not, else 413; both as problem details.
+    #[tokio::test]
+    async fn the_admin_body_rule_takes_json_only_and_bounds_its_size() {
+        async fn answer(content_type: Option<&str>, body: Vec<u8>, chunked: bool) -> (u16, String) {
+            let router = Router::new().route(
+                "/admin",
+                axum::routing::put(
+                    |AdminJson(body): AdminJson| async move { body.len().to_string() },
+                ),
+            );
+            let mut request = Request::put("/admin");
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let body = if chunked {
+                Body::from_stream(futures_stream(body))
+            } else {
+                Body::from(body)
+            };
+            let response = router
+                .oneshot(request.body(body).expect("request"))
+                .await
+                .expect("answered");
+            let kind = response
+                .headers()
+                .get("content-type")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (response.status().as_u16(), kind)
+        }
+        fn futures_stream(
+            body: Vec<u8>,
+        ) -> impl tokio_stream::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+            tokio_stream::iter(
+                body.chunks(1024)
+                    .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        let json = br#"{"state": "closed"}"#.to_vec();
+        let problem = "application/problem+json".to_owned();
+        for refused in [
+            None,
+            Some("application/jsonp"),
+            Some("text/plain"),
+            Some("json"),
+        ] {
+            assert_eq!(
+                answer(refused, json.clone(), false).await,
+                (415, problem.clone()),
+                "{refused:?}"
+            );
+        }
+        let large = vec![b' '; ADMIN_BODY_LIMIT + 1];
+        for chunked in [false, true] {
+            assert_eq!(
+                answer(Some("application/json"), large.clone(), chunked).await,
+                (413, problem.clone()),
+                "chunked: {chunked}"
+            );
+        }
+        for taken in ["application/json", "Application/JSON; charset=utf-8"] {
+            assert_eq!(
+                answer(Some(taken), json.clone(), false).await.0,
+                200,
+                "{taken}"
+            );
+        }
+        let fits = vec![b' '; ADMIN_BODY_LIMIT];
+        assert_eq!(answer(Some("application/json"), fits, true).await.0, 200);
     }
 
     #[test]
