@@ -5,9 +5,16 @@
 # cache mounts for the cargo registry and the target directory, so a rebuild compiles only what
 # changed: dependencies are built once per Cargo.lock. Each final stage is distroless
 # (glibc, CA certificates, no shell), runs as the nonroot user (65532) and listens on 0.0.0.0.
-ARG RUST_VERSION=1.95.0
+#
+# The base images and where the binaries come from are build arguments; the defaults are what
+# users build. Where no registry can be reached, the containerised stack test
+# (tests/containers/) builds on a Debian root file system made locally and takes binaries that
+# cargo built on the host (BINARIES=prebuilt: they are copied from .stormproof/image-bin/).
+ARG RUST_IMAGE=rust:1.95.0-slim-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+ARG BINARIES=build
 
-FROM rust:${RUST_VERSION}-slim-bookworm AS build
+FROM ${RUST_IMAGE} AS build
 # aws-lc-sys (rustls' crypto provider) builds with cmake.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake \
@@ -20,16 +27,23 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && mkdir -p /out/data \
  && cp target/release/order target/release/payment target/release/loadgen target/release/probe /out/
 
-FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
-COPY --from=build /out/probe /usr/local/bin/probe
+# Binaries built on the host (cargo build --release --bin order --bin payment --bin loadgen
+# --bin probe, copied with an empty data/ folder into .stormproof/image-bin/).
+FROM scratch AS prebuilt
+COPY .stormproof/image-bin/ /out/
+
+FROM ${BINARIES} AS binaries
+
+FROM ${RUNTIME_IMAGE} AS runtime
+COPY --from=binaries /out/probe /usr/local/bin/probe
 # SQLite files live on a volume at /data; the directory is the nonroot user's, and a fresh
 # named volume takes its owner from it.
-COPY --from=build --chown=65532:65532 /out/data /data
+COPY --from=binaries --chown=65532:65532 /out/data /data
 ENV LOG_FORMAT=json
 USER 65532:65532
 
 FROM runtime AS payment
-COPY --from=build /out/payment /usr/local/bin/payment
+COPY --from=binaries /out/payment /usr/local/bin/payment
 ENV PAYMENT_GRPC_ADDR=0.0.0.0:50052 \
     PAYMENT_OPS_ADDR=0.0.0.0:9465 \
     PAYMENT_DATABASE_URL=sqlite:///data/payment.db \
@@ -39,7 +53,7 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=10s CMD ["/usr/local/bin/p
 ENTRYPOINT ["/usr/local/bin/payment"]
 
 FROM runtime AS order
-COPY --from=build /out/order /usr/local/bin/order
+COPY --from=binaries /out/order /usr/local/bin/order
 ENV ORDER_GRPC_ADDR=0.0.0.0:50051 \
     ORDER_HTTP_ADDR=0.0.0.0:8080 \
     ORDER_OPS_ADDR=0.0.0.0:9464 \
@@ -50,7 +64,7 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=10s CMD ["/usr/local/bin/p
 ENTRYPOINT ["/usr/local/bin/order"]
 
 FROM runtime AS loadgen
-COPY --from=build /out/loadgen /usr/local/bin/loadgen
+COPY --from=binaries /out/loadgen /usr/local/bin/loadgen
 # goose writes its reports under the working directory.
 WORKDIR /data
 ENV LOADGEN_METRICS_ADDR=0.0.0.0:9466 \

@@ -71,13 +71,23 @@ def tool(*names: str) -> str | None:
     return None
 
 
+def compose_command() -> list[str] | None:
+    """Compose v2 (the `docker compose` plugin) where it is installed, else Compose v1
+    (`docker-compose`, Debian's package), else None. Both read compose.yaml and COMPOSE_FILE."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True,
+                                                 timeout=20).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
 def docker_engine() -> bool:
-    """True when a Docker engine answers (not only the client) and compose is there."""
+    """True when a Docker engine answers (not only the client) and a compose is there."""
     if os.environ.get("STORMPROOF_NO_DOCKER") or not shutil.which("docker"):
         return False
     info = subprocess.run(["docker", "info"], capture_output=True, timeout=20)
-    compose = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=20)
-    return info.returncode == 0 and compose.returncode == 0
+    return info.returncode == 0 and compose_command() is not None
 
 
 def mode() -> str:
@@ -273,14 +283,48 @@ def next_steps() -> None:
         "breaker open in Prometheus' /alerts.")
 
 
+def compose(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """A compose command on compose.yaml, with the ADMIN_TOKEN it interpolates for every
+    subcommand (down, ps and logs included)."""
+    command = compose_command()
+    if command is None:
+        fail("the stack runs on compose.yaml but neither `docker compose` nor `docker-compose` is installed")
+    env = {**os.environ, "ADMIN_TOKEN": admin_token()}
+    return subprocess.run([*command, *args], cwd=ROOT, env=env, **kwargs)
+
+
+def wait_healthy(timeout: float = 180) -> None:
+    """Every container of the stack running, and healthy where it has a health check: what
+    Compose v2's `up --wait` does, for Compose v1 too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ids = compose("ps", "--quiet", capture_output=True, text=True).stdout.split()
+        states = {}
+        if ids:
+            inspected = subprocess.run(
+                ["docker", "inspect", "--format",
+                 "{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}", *ids],
+                capture_output=True, text=True)
+            for line in inspected.stdout.splitlines():
+                name, *state = line.split()
+                states[name.lstrip("/")] = state
+        waiting = [name for name, state in states.items() if state[:1] != ["running"] or state[1:] not in ([], ["healthy"])]
+        if ids and not waiting:
+            return
+        if time.monotonic() > deadline:
+            fail(f"not healthy after {timeout:.0f} s: {', '.join(sorted(waiting)) or 'no container'}; "
+                 f"`task logs` says why")
+        time.sleep(1)
+
+
 def up_docker() -> None:
     RUN.mkdir(parents=True, exist_ok=True)
     MODE_FILE.write_text("docker\n")
-    env = {**os.environ, "ADMIN_TOKEN": admin_token()}
-    say("A Docker engine answers: starting compose.yaml (docker compose up --build --wait)...")
-    result = subprocess.run(["docker", "compose", "up", "--detach", "--build", "--wait"], cwd=ROOT, env=env)
-    if result.returncode != 0:
-        fail("docker compose up failed; `docker compose logs` says why")
+    say("A Docker engine answers: starting compose.yaml (compose up --build)...")
+    if compose("up", "--detach", "--build").returncode != 0:
+        fail("compose up failed; `task logs` says why")
+    say("Waiting for every health check...")
+    wait_healthy()
     rows = [
         ("order API", ORDER_API), ("order ops", ORDER_OPS), ("payment ops", PAYMENT_OPS),
         ("Grafana", f"{GRAFANA}/d/stormproof-resilience (anonymous viewer)"),
@@ -318,7 +362,10 @@ def stop(service: Service) -> str:
 
 def down() -> None:
     if mode() == "docker":
-        subprocess.run(["docker", "compose", "down"], cwd=ROOT, check=False)
+        # The mode is forgotten only once compose has stopped everything: a failed `down`
+        # leaves it (and the token the containers use) for the next try.
+        if compose("down").returncode != 0:
+            fail("compose down failed; the stack may still run (`task status`)")
     else:
         # Reverse order: Prometheus first (no TargetDown on the way), the services last.
         for service in reversed(local_services(admin_token())):
@@ -328,8 +375,7 @@ def down() -> None:
 
 def status() -> None:
     if mode() == "docker":
-        subprocess.run(["docker", "compose", "ps"], cwd=ROOT, check=False)
-        return
+        sys.exit(compose("ps").returncode)
     for service in local_services(admin_token()):
         pid = service.running_pid()
         health = "ready" if pid and http_ok(service.ready) else ("not ready" if pid else "-")
@@ -338,7 +384,7 @@ def status() -> None:
 
 def logs(names: list[str]) -> None:
     if mode() == "docker":
-        os.execvp("docker", ["docker", "compose", "logs", "--follow", *names])
+        sys.exit(compose("logs", "--follow", *names).returncode)
     files = [str(LOGS / f"{name}.log") for name in (names or ["payment", "order", "prometheus", "alertmanager"])]
     os.execvp("tail", ["tail", "-n", "20", "-F", *files])
 
@@ -362,16 +408,28 @@ def admin(url: str, body: dict) -> None:
 
 def load(args: list[str]) -> None:
     if mode() == "docker":
-        # compose.yaml's loadgen service knows the in-network addresses and serves /metrics to
-        # the compose Prometheus; flags given here replace its profile and chaos.
-        env = {**os.environ, "ADMIN_TOKEN": admin_token()}
-        os.execvpe("docker", ["docker", "compose", "--profile", "load", "run", "--rm", "loadgen", *args], env)
+        sys.exit(load_docker(args))
     binary = release_binary("loadgen")
     if not binary.exists():
         build()
     env = {**os.environ, "ADMIN_TOKEN": admin_token()}
     defaults = ["--profile", "peak-sale", "--chaos", "seed"]
     os.execve(str(binary), [str(binary), *(args or defaults)], env)
+
+
+def load_docker(args: list[str]) -> int:
+    """compose.yaml's loadgen service, which knows the in-network addresses; flags given here
+    replace its profile and chaos. It is built first (`run` never builds a stale image again),
+    runs as the caller's user so that its report lands in ./reports owned by them, and joins
+    the network under its service name (--use-aliases) so that Prometheus scrapes it."""
+    reports = ROOT / "reports"
+    reports.mkdir(exist_ok=True)
+    if compose("--profile", "load", "build", "loadgen").returncode != 0:
+        fail("building the loadgen image failed")
+    user = f"{os.getuid()}:{os.getgid()}"
+    # No TTY and no stdin: loadgen reads none, and `task load &` must not stop on SIGTTIN.
+    return compose("--profile", "load", "run", "--rm", "-T", "--use-aliases", "--user", user, "loadgen", *args,
+                   stdin=subprocess.DEVNULL).returncode
 
 
 def main() -> None:

@@ -1,20 +1,26 @@
 """compose.yaml as Docker Compose reads it, and our conventions for it.
 
-No Docker engine runs on the CI machine, so the file is checked by the Compose client alone:
-`docker compose config` where the compose plugin is installed, else Debian's `docker-compose`
-(v1.29, the same Compose file schema and checks: unknown keys, services that do not exist,
-bad depends_on conditions). Then: every image pinned by version, every port on 127.0.0.1,
-every read-only bind mount present, a health check on every long-running service that can run one.
+The file is checked by the Compose client alone (tests/containers/ runs it): `docker compose
+config` where the compose plugin (v2) is installed, else Debian's `docker-compose` (v1.29, the
+same Compose file schema and checks: unknown keys, services that do not exist, bad depends_on
+conditions). The rendered file is read as YAML, in either version's form: v2 leaves out services
+behind a profile unless the profile is named, and prints ports in the long form. Then: every
+image pinned by version, every port on 127.0.0.1, every read-only bind mount present, a health
+check on every long-running service that can run one, built images never pulled, and every
+Prometheus target of compose/targets/ a service and port of the file.
 
     python3 -m unittest discover -s tests/stack -p 'test_compose.py'
 """
 import json
 import os
 import pathlib
+from pathlib import Path
 import re
 import shutil
 import subprocess
 import unittest
+
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Images without a shell or HTTP client, whose health is probed from outside instead.
@@ -32,11 +38,36 @@ def compose_command():
 
 
 def compose(*args, admin_token="compose-config-check"):
-    env = {k: v for k, v in os.environ.items() if k != "ADMIN_TOKEN"}
+    """Compose on compose.yaml alone (not a COMPOSE_FILE of the caller's), with the load profile."""
+    env = {k: v for k, v in os.environ.items() if k not in {"ADMIN_TOKEN", "COMPOSE_FILE", "COMPOSE_PROFILES"}}
     if admin_token is not None:
         env["ADMIN_TOKEN"] = admin_token
-    return subprocess.run([*compose_command(), "--file", str(ROOT / "compose.yaml"), *args],
+    return subprocess.run([*compose_command(), "--file", str(ROOT / "compose.yaml"), "--profile", "load", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def published_ports(service: dict) -> list[tuple[str, str, str]]:
+    """(host address, host port, container port) of each published port, from either form
+    Compose prints: v1's short "127.0.0.1:8080:8080/tcp" or v2's long mapping."""
+    ports = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            ports.append((port.get("host_ip", ""), str(port.get("published", "")), str(port["target"])))
+        else:
+            spec = str(port).split("/", 1)[0]
+            parts = spec.rsplit(":", 2)
+            host_ip, published, target = ([""] * (3 - len(parts)) + parts)
+            ports.append((host_ip, published, target))
+    return ports
+
+
+class PortFormTests(unittest.TestCase):
+    def test_both_forms_compose_prints_read_the_same(self):
+        short = {"ports": ["127.0.0.1:8080:8080/tcp", "9464"]}
+        long = {"ports": [{"mode": "ingress", "host_ip": "127.0.0.1", "target": 8080, "published": "8080",
+                           "protocol": "tcp"}, {"mode": "ingress", "target": 9464, "protocol": "tcp"}]}
+        self.assertEqual(published_ports(short), [("127.0.0.1", "8080", "8080"), ("", "", "9464")])
+        self.assertEqual(published_ports(long), published_ports(short))
 
 
 class ComposeTests(unittest.TestCase):
@@ -44,23 +75,22 @@ class ComposeTests(unittest.TestCase):
     def setUpClass(cls):
         checked = compose("config", "--quiet")
         assert checked.returncode == 0, f"compose refuses compose.yaml:\n{checked.stderr}"
-        # v1 prints YAML only; JSON through the YAML module would need PyYAML, so ask for the
-        # services one by one where JSON is not offered.
         rendered = compose("config")
-        cls.rendered = rendered.stdout
+        assert rendered.returncode == 0, rendered.stderr
+        cls.config = yaml.safe_load(rendered.stdout)
         cls.services = compose("config", "--services").stdout.split()
 
     def test_compose_accepts_the_file_and_needs_the_admin_token(self):
-        self.assertEqual(sorted(self.services), sorted([
-            "payment", "order", "loadgen", "prometheus", "alertmanager", "grafana",
-            "otel-collector", "jaeger"]))
+        expected = ["payment", "order", "loadgen", "prometheus", "alertmanager", "grafana",
+                    "otel-collector", "jaeger"]
+        self.assertEqual(sorted(self.services), sorted(expected))
+        self.assertEqual(sorted(self.config["services"]), sorted(expected))
         refused = compose("config", "--quiet", admin_token=None)
         self.assertNotEqual(refused.returncode, 0)
         self.assertIn("ADMIN_TOKEN", refused.stderr)
 
     def test_every_image_is_pinned_by_version(self):
-        images = [line.split("image:", 1)[1].strip() for line in self.rendered.splitlines()
-                  if line.strip().startswith("image:")]
+        images = [service["image"] for service in self.config["services"].values()]
         self.assertEqual(len(images), 8, images)
         for image in images:
             with self.subTest(image=image):
@@ -69,31 +99,79 @@ class ComposeTests(unittest.TestCase):
                 self.assertNotIn(tag, {"latest", "main", "master", "nightly"})
                 self.assertRegex(tag, r"\d+\.\d+")
 
+    def test_prometheus_and_alertmanager_are_the_versions_the_checks_run(self):
+        """promtool and amtool check the rules and configs in the tests: the images run the
+        same versions (the first two parts)."""
+        services = self.config["services"]
+        for service, tool in [("prometheus", "promtool"), ("alertmanager", "amtool")]:
+            with self.subTest(service=service):
+                if not shutil.which(tool):
+                    self.fail(f"{tool} is not installed (scripts/install-deps test)")
+                printed = subprocess.run([tool, "--version"], capture_output=True, text=True)
+                version = re.search(r"version (\d+\.\d+)\.", printed.stdout + printed.stderr).group(1)
+                tag = services[service]["image"].rpartition(":")[2].lstrip("v")
+                self.assertEqual(".".join(tag.split(".")[:2]), version, services[service]["image"])
+
     def test_every_published_port_is_on_loopback(self):
-        published = [line.strip() for line in self.rendered.splitlines()
-                     if line.strip().startswith("- ") and line.strip().count(":") >= 2 and "/tcp" in line]
-        self.assertTrue(published)
-        for port in published:
-            with self.subTest(port=port):
-                self.assertTrue(port.startswith("- 127.0.0.1:"), port)
+        published = [(name, port) for name, service in self.config["services"].items()
+                     for port in published_ports(service)]
+        self.assertGreaterEqual(len(published), 10)
+        for name, (host_ip, host_port, _) in published:
+            with self.subTest(service=name, port=host_port):
+                self.assertEqual(host_ip, "127.0.0.1")
+
+    def test_built_images_are_built_never_pulled(self):
+        built = {name: service for name, service in self.config["services"].items() if "build" in service}
+        self.assertEqual(sorted(built), ["loadgen", "order", "payment"])
+        for name, service in built.items():
+            with self.subTest(service=name):
+                self.assertEqual(service.get("pull_policy"), "build")
+
+    def test_every_compose_prometheus_target_is_a_service_port(self):
+        """prometheus/compose/targets/ names services and ports that compose.yaml has."""
+        exposed = {"order": "9464", "payment": "9465", "loadgen": "9466", "alertmanager": "9093",
+                   "otel-collector": "8889"}
+        files = sorted((ROOT / "prometheus" / "compose" / "targets").glob("*.yml"))
+        self.assertEqual([path.stem for path in files], sorted(exposed))
+        for path in files:
+            groups = yaml.safe_load(path.read_text())
+            targets = [target for group in groups for target in group["targets"]]
+            with self.subTest(file=path.name):
+                self.assertEqual(targets, [f"{path.stem}:{exposed[path.stem]}"])
+                self.assertIn(path.stem, self.config["services"])
 
     def test_bind_mounts_exist_and_long_running_services_have_health_checks(self):
-        text = (ROOT / "compose.yaml").read_text()
-        for line in text.splitlines():
-            line = line.strip()
-            # Read-only mounts are the configs the services need; a writable one (./reports)
-            # is an output folder that Docker makes when missing.
-            if line.startswith("- ./") and line.endswith(":ro"):
-                path = line[2:].split(":", 1)[0]
-                with self.subTest(mount=path):
-                    self.assertTrue((ROOT / path).exists(), f"{path} is mounted but missing")
-        for service in self.services:
-            if service in NO_HEALTH_CHECK or service == "loadgen":
+        for name, service in self.config["services"].items():
+            for volume in service.get("volumes", []):
+                source = volume["source"] if isinstance(volume, dict) else str(volume).split(":", 1)[0]
+                read_only = volume.get("read_only", False) if isinstance(volume, dict) else str(volume).endswith(":ro")
+                # Read-only mounts are the configs the services need; a writable one (./reports)
+                # is an output folder that `task load` makes.
+                if read_only:
+                    with self.subTest(service=name, mount=source):
+                        self.assertTrue(Path(source).exists(), f"{source} is mounted but missing")
+            if name in NO_HEALTH_CHECK or name == "loadgen":
                 continue
-            block = re.search(rf"^  {re.escape(service)}:\n((?:    .*\n|\n)*)", text, re.M)
-            with self.subTest(service=service):
-                self.assertIsNotNone(block)
-                self.assertIn("    healthcheck:", block.group(1))
+            with self.subTest(service=name):
+                self.assertIn("test", service.get("healthcheck", {}))
+
+    def test_alertmanager_webhooks_reach_the_host(self):
+        """compose.yaml's Alertmanager sends to the Docker host, not its own loopback."""
+        alertmanager = self.config["services"]["alertmanager"]
+        config_mount = [volume for volume in alertmanager["volumes"]
+                        if "/etc/alertmanager/alertmanager.yml" in str(volume)]
+        self.assertEqual(len(config_mount), 1)
+        source = config_mount[0]["source"] if isinstance(config_mount[0], dict) else config_mount[0].split(":", 1)[0]
+        urls = [receiver_config["url"]
+                for receiver in yaml.safe_load(Path(source).read_text())["receivers"]
+                for receiver_config in receiver.get("webhook_configs", [])]
+        self.assertTrue(urls)
+        for url in urls:
+            with self.subTest(url=url):
+                self.assertNotRegex(url, r"//(127\.|localhost)")
+        extra_hosts = alertmanager.get("extra_hosts")
+        hosts = extra_hosts if isinstance(extra_hosts, list) else [f"{k}:{v}" for k, v in (extra_hosts or {}).items()]
+        self.assertIn("host.docker.internal:host-gateway", [host.replace("=", ":") for host in hosts])
 
 
 if __name__ == "__main__":

@@ -46,6 +46,33 @@ fn promtool_accepts_the_config_and_the_rules_and_every_rule_unit_test_passes() {
     assert!(!tested.contains("FAILED"), "{tested}");
 }
 
+/// compose.yaml mounts prometheus/compose/targets/ over targets/: the same config must accept
+/// those files (promtool reads the file_sd files a config names).
+#[test]
+fn promtool_accepts_the_config_with_the_compose_targets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prometheus = repo().join("prometheus");
+    std::fs::copy(
+        prometheus.join("prometheus.yml"),
+        dir.path().join("prometheus.yml"),
+    )
+    .expect("copy prometheus.yml");
+    for (from, to) in [("rules", "rules"), ("compose/targets", "targets")] {
+        std::fs::create_dir(dir.path().join(to)).expect("mkdir");
+        for entry in std::fs::read_dir(prometheus.join(from)).expect(from) {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().expect("file name");
+            std::fs::copy(&path, dir.path().join(to).join(name)).expect("copy");
+        }
+    }
+    let config = dir.path().join("prometheus.yml");
+    let checked = run(
+        "promtool",
+        &["check", "config", config.to_str().expect("utf-8 path")],
+    );
+    assert!(checked.contains("is valid prometheus config"), "{checked}");
+}
+
 /// Every alert has a unit test in which it fires (the same tests hold a series that must not
 /// fire it).
 #[test]
@@ -74,8 +101,28 @@ fn every_alert_fires_in_a_unit_test() {
 }
 
 #[test]
-fn amtool_accepts_the_alertmanager_config_and_routes_by_severity() {
+fn amtool_accepts_the_alertmanager_configs_and_routes_by_severity() {
     run("amtool", &["check-config", "prometheus/alertmanager.yml"]);
+    // compose.yaml's: the same routes, webhooks on the Docker host. A webhook on loopback
+    // there would call the Alertmanager container itself.
+    let compose = run(
+        "amtool",
+        &["check-config", "prometheus/compose/alertmanager.yml"],
+    );
+    assert!(compose.contains("2 receivers"), "{compose}");
+    let text = std::fs::read_to_string(repo().join("prometheus/compose/alertmanager.yml"))
+        .expect("compose alertmanager.yml");
+    let urls: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- url: "))
+        .collect();
+    assert_eq!(urls.len(), 2, "{urls:?}");
+    for url in urls {
+        assert!(
+            url.starts_with("http://host.docker.internal:"),
+            "compose Alertmanager webhook {url} does not reach the host"
+        );
+    }
     for (labels, receiver) in [
         ("severity=critical", "page"),
         ("severity=warning", "ticket"),
