@@ -18,12 +18,30 @@
 //! - the body is read under its own clock, in the handler
 //!   ([`BODY_READ_TIMEOUT`](super::BODY_READ_TIMEOUT)).
 //!
-//! Shutdown is axum's: stop accepting, tell every connection to finish its in-flight request
-//! and close, and resolve once all have.
+//! Shutdown drains keep-alive connections before it closes them: stop accepting, then for up
+//! to [`KEEP_ALIVE_DRAIN`] keep answering on the open connections, each HTTP/1 answer with
+//! `Connection: close` so that its client opens its next connection elsewhere; then tell every
+//! connection still open to finish its in-flight request and close (HTTP/2: GOAWAY), and
+//! resolve once all have. Closing an idle keep-alive connection at once races a client that
+//! is sending on it that moment: the request is written, the connection reset, and the
+//! client cannot tell whether it was served (seen in the rolling-restart chaos scenario).
+//! Envoy's and nginx's drains do the same.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::Request,
+    http::{HeaderValue, Version, header},
+    middleware::Next,
+};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto::Builder,
@@ -40,6 +58,9 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// Connections open at once; more wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 4096;
+/// On shutdown, how long open connections keep being answered (with `Connection: close`)
+/// before those still open are closed: longer than a client's usual pause between requests.
+pub const KEEP_ALIVE_DRAIN: Duration = Duration::from_secs(3);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(
@@ -61,6 +82,23 @@ pub async fn serve(
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     let builder = Arc::new(builder);
+    let draining = Arc::new(AtomicBool::new(false));
+    let router = router.layer(axum::middleware::from_fn({
+        let draining = draining.clone();
+        move |request: Request, next: Next| {
+            let draining = draining.clone();
+            async move {
+                let http1 = request.version() < Version::HTTP_2;
+                let mut response = next.run(request).await;
+                if http1 && draining.load(Ordering::Relaxed) {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                response
+            }
+        }
+    }));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let stopping = CancellationToken::new();
     // Each connection holds a clone of `open`; when the last one is gone, draining is done.
@@ -124,8 +162,13 @@ pub async fn serve(
     }
 
     drop(listener);
-    stopping.cancel();
+    draining.store(true, Ordering::Relaxed);
     drop(open);
+    tokio::select! {
+        _ = all_closed.recv() => return Ok(()),
+        () = tokio::time::sleep(KEEP_ALIVE_DRAIN) => {}
+    }
+    stopping.cancel();
     let _ = all_closed.recv().await;
     Ok(())
 }

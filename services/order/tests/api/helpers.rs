@@ -46,10 +46,14 @@ impl Running {
         }
     }
 
-    async fn stop(&mut self) {
+    fn begin_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    async fn stop(&mut self) {
+        self.begin_stop();
         assert!(
             (&mut self.task).await.expect("server task"),
             "stops cleanly"
@@ -268,6 +272,11 @@ impl Order {
 
     pub async fn stop(mut self) {
         self.running.stop().await;
+    }
+
+    /// Starts the shutdown (as SIGTERM does) without waiting for it.
+    pub fn begin_stop(&mut self) {
+        self.running.begin_stop();
     }
 }
 

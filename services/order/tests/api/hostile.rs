@@ -310,6 +310,69 @@ fn status_of(addr: SocketAddr, request: &[u8]) -> u16 {
         .unwrap_or(0)
 }
 
+/// Reads one HTTP/1.1 answer's head from `stream` (lower-cased).
+fn read_head(stream: &mut std::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut byte = [0_u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => answer.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&answer).to_ascii_lowercase()
+}
+
+/// Reads the body that `head`'s content-length announces.
+fn read_body(stream: &mut std::net::TcpStream, head: &str) {
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("a content-length");
+    let mut body = vec![0_u8; length];
+    stream.read_exact(&mut body).expect("the body");
+}
+
+/// On shutdown, a keep-alive connection that is open is still answered for a while, each
+/// answer saying `Connection: close`, so its client moves on instead of having a request
+/// written into a connection that is being closed; new connections are refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_open_keep_alive_connections_are_answered_and_told_to_close() {
+    let payment = spawn_payment().await;
+    let mut order = spawn_order(&format!("http://{}", payment.addr), &[]).await;
+    let addr = order.http_addr;
+    let request = b"GET /v1/products HTTP/1.1\r\nhost: order\r\n\r\n";
+    let mut stream = connect(addr);
+    stream.write_all(request).expect("first request");
+    let head = read_head(&mut stream);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "kept alive: {head}");
+    read_body(&mut stream, &head);
+
+    order.begin_stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = tokio::task::spawn_blocking(move || std::net::TcpStream::connect(addr))
+        .await
+        .expect("connect task");
+    assert!(refused.is_err(), "no new connection once stopping");
+    let answered = tokio::task::spawn_blocking(move || {
+        stream.write_all(request).expect("second request");
+        let head = read_head(&mut stream);
+        read_body(&mut stream, &head);
+        // The server closes its side after this answer.
+        let mut rest = [0_u8; 1];
+        (head, stream.read(&mut rest).ok())
+    })
+    .await
+    .expect("second request task");
+    let (head, after) = answered;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert_eq!(after, Some(0), "closed after the answer");
+    order.stop().await;
+}
+
 /// Open descriptors of this process (the server runs in it).
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
