@@ -542,7 +542,8 @@ LOAD_TEST = dashboard(
               [target(f"sum(rate(loadgen_requests_total{{{LOADGEN}}}[{RATE}]))", "requests/s")],
               "reqps", thresholds("blue")), 6, 4),
         (stat("Users",
-              "Simulated users running now (the profile's shape, times --scale).",
+              "Simulated users running now: the closed model's profile shape (times --scale), "
+              "or the open model's pool serving arrivals (--max-users).",
               [target(f"sum(loadgen_users{{{LOADGEN}}})", "users")],
               "short", thresholds("blue"), decimals=0), 6, 4),
         (stat("Orders accepted",
@@ -570,6 +571,21 @@ LOAD_TEST = dashboard(
             "Simulated users over time: the load profile (ramp, plateau, spike, cool-down).",
             targets((f"sum(loadgen_users{{{LOADGEN}}})", "users")),
             "short",
+        ), 12, 8),
+        (timeseries(
+            "Arrivals: offered, achieved, dropped",
+            "Open model: shoppers per second that the schedule brought (offered), that a "
+            "simulated user served (achieved), and that found no user free and were dropped. "
+            "Healthy: achieved on offered, dropped at 0. Dropped arrivals mean the answers got "
+            "slower than the pool could absorb (--max-users): the run offered less than it "
+            "meant to, and its SLO fails.",
+            targets(
+                (f"sum(rate(loadgen_arrivals_total{{{LOADGEN}}}[{RATE}]))", "offered"),
+                (f"sum(rate(loadgen_arrivals_total{{{LOADGEN}}}[{RATE}])) - sum(rate(loadgen_dropped_arrivals_total{{{LOADGEN}}}[{RATE}]))",
+                 "achieved"),
+                (f"sum(rate(loadgen_dropped_arrivals_total{{{LOADGEN}}}[{RATE}]))", "dropped"),
+            ),
+            "reqps", no_value="closed-model run: no arrival schedule",
         ), 12, 8),
         (timeseries(
             "Answers by status",

@@ -8,7 +8,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Parser;
 use secrecy::SecretString;
 
-use crate::profiles::ProfileName;
+use crate::{
+    arrivals::Spacing,
+    profiles::{Model, ProfileName},
+};
 
 /// Drives order's HTTP API through a load profile, applies a chaos timeline through the admin
 /// APIs, and answers one question: did every SLO hold? Exit code 0 if so, 1 if not, 64 for a
@@ -19,7 +22,8 @@ use crate::profiles::ProfileName;
     version,
     after_help = "Examples:\n  \
         loadgen --profile smoke\n  \
-        loadgen --profile peak-sale --chaos outage --scale 0.5\n  \
+        loadgen --profile peak-sale --chaos outage --rate 0.5\n  \
+        loadgen --profile peak-sale --model closed --scale 0.5\n  \
         loadgen --profile stress --slo slo.toml --reports-dir reports\n  \
         ADMIN_TOKEN=secret loadgen --profile peak-sale --chaos my-timeline.toml\n\n\
         Chaos timeline and SLO file formats: see loadgen/README.md."
@@ -31,8 +35,39 @@ pub struct Config {
     #[arg(long, env = "LOADGEN_PROFILE", default_value = "smoke")]
     pub profile: ProfileName,
 
-    /// Multiplies the number of simulated users of the profile (0.1 for a laptop, 10 for a
-    /// cluster).
+    /// How load is offered: open (arrivals per second, each served by a free user or dropped
+    /// and counted; latency timed from the scheduled arrival) or closed (a number of users,
+    /// each waiting for its answer). Default: open for peak-sale and stress, closed otherwise.
+    #[arg(long, env = "LOADGEN_MODEL")]
+    pub model: Option<Model>,
+
+    /// Open model: multiplies the profile's arrival rates (peak-sale: 4/s, 40/s at the peak).
+    #[arg(long, env = "LOADGEN_RATE", default_value_t = 1.0)]
+    pub rate: f64,
+
+    /// Open model: your own arrival rates instead of the profile's, as RATE:DURATION stages,
+    /// each ramping linearly from the one before: `500:10s` (constant), `0:0s,50:30s,50:2m,
+    /// 0:30s` (ramp up, hold, ramp down). --rate and --time-scale apply; built-in chaos
+    /// timelines land where the rate is highest.
+    #[arg(long, env = "LOADGEN_STAGES", value_parser = crate::arrivals::RatePlan::parse_stages)]
+    pub stages: Option<crate::arrivals::RatePlan>,
+
+    /// Open model: the most simulated users serving arrivals at once; an arrival that finds
+    /// none free is dropped. Default: the peak rate × 1 s, plus 10.
+    #[arg(long, env = "LOADGEN_MAX_USERS")]
+    pub max_users: Option<usize>,
+
+    /// Open model: how arrivals are spaced.
+    #[arg(long, env = "LOADGEN_ARRIVALS", value_enum, default_value_t = Spacing::Poisson)]
+    pub arrivals: Spacing,
+
+    /// Open model: the seed of the arrival times and of who buys (repeats a run); a random
+    /// one, printed and kept in summary.json, if not given.
+    #[arg(long, env = "LOADGEN_SEED")]
+    pub seed: Option<u64>,
+
+    /// Closed model: multiplies the number of simulated users of the profile (0.1 for a
+    /// laptop, 10 for a cluster).
     #[arg(long, env = "LOADGEN_SCALE", default_value_t = 1.0)]
     pub scale: f64,
 

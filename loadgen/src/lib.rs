@@ -3,8 +3,11 @@
 //!
 //! - [`config`]: the command line (clap, every flag with an environment variable).
 //! - [`profiles`]: load shapes by name (smoke, peak-sale, soak, stress), scaled.
+//! - [`arrivals`]: the open model: rate plans, their arrival times, and the dispatcher that
+//!   hands each arrival to a free user or drops it.
 //! - [`chaos`]: the timeline of fault steps applied through the admin APIs; checked before
 //!   any load is sent.
+//! - [`latency`]: response times from the schedule, for the open model's percentiles.
 //! - [`scenarios`]: the goose scenarios (browse, buy and follow the order).
 //! - [`slo`]: the SLO file, its defaults, the evaluation and the verdict table.
 //! - [`report`]: `reports/<timestamp>/summary.json` beside goose's `report.html`.
@@ -22,8 +25,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod arrivals;
 pub mod chaos;
 pub mod config;
+pub mod latency;
 pub mod metrics;
 pub mod profiles;
 pub mod report;

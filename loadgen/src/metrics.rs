@@ -11,6 +11,10 @@ pub const REQUEST_DURATION: &str = "loadgen_request_duration_seconds";
 pub const USERS: &str = "loadgen_users";
 /// 1 while a chaos step is in force, by step name.
 pub const CHAOS_STEP: &str = "loadgen_chaos_step";
+/// Arrivals that came due under the open model (the offered load).
+pub const ARRIVALS_TOTAL: &str = "loadgen_arrivals_total";
+/// Arrivals dropped because no user was free when they came due.
+pub const DROPPED_ARRIVALS_TOTAL: &str = "loadgen_dropped_arrivals_total";
 
 /// Registers help text (once per process is enough; repeating is harmless).
 pub fn describe() {
@@ -25,6 +29,30 @@ pub fn describe() {
     );
     describe_gauge!(USERS, "Simulated users running");
     describe_gauge!(CHAOS_STEP, "1 while the chaos step is in force, else 0");
+    describe_counter!(
+        ARRIVALS_TOTAL,
+        "Arrivals that came due under the open model: the offered load"
+    );
+    describe_counter!(
+        DROPPED_ARRIVALS_TOTAL,
+        "Arrivals dropped because no simulated user was free when they came due"
+    );
+}
+
+/// Registers the open model's counters at 0, so that a run with no drop still shows it.
+pub fn open_model() {
+    counter!(ARRIVALS_TOTAL).increment(0);
+    counter!(DROPPED_ARRIVALS_TOTAL).increment(0);
+}
+
+/// Counts an arrival that came due.
+pub fn arrival() {
+    counter!(ARRIVALS_TOTAL).increment(1);
+}
+
+/// Counts an arrival dropped for want of a free user.
+pub fn dropped_arrival() {
+    counter!(DROPPED_ARRIVALS_TOTAL).increment(1);
 }
 
 /// Records one request.

@@ -1,12 +1,29 @@
-//! Load profiles by name: how many users goose runs, and when.
+//! Load profiles by name: how shoppers arrive, and when.
 //!
-//! A profile is a goose test plan (steps of "reach N users over T"), scaled: `--scale`
-//! multiplies users, `--time-scale` multiplies durations. The peak (where built-in chaos
-//! timelines strike) is part of the profile, so a timeline lands on the spike whatever the
-//! scale. `stress` is not one plan but a ladder of steady steps, run one after another until
-//! an SLO breaks.
+//! Each profile has two shapes. The open model's ([`Profile::rates`], the default for
+//! `peak-sale` and `stress`) is arrivals per second, scaled by `--rate`: shoppers keep coming
+//! whether or not order keeps up, as in a sale. The closed model's ([`Profile::plan`], the
+//! default for the others) is a goose test plan (steps of "reach N users over T") scaled by
+//! `--scale`: each user waits for its answer and thinks before the next request, so a slow
+//! order is offered less. `--time-scale` multiplies the durations of both. The peak (where
+//! built-in chaos timelines strike) is part of the profile, so a timeline lands on the spike
+//! whatever the scale. `stress` is not one plan but a ladder of steady rungs, run one after
+//! another until an SLO breaks.
 
 use std::time::Duration;
+
+use crate::arrivals::{RatePlan, RateStage};
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    /// Arrivals at a rate, each served by a free user or dropped: a sale as it comes.
+    Open,
+    /// A fixed number of users, each waiting for its answer and thinking: a slow target gets
+    /// less load.
+    Closed,
+}
 
 /// The profiles a user can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -61,6 +78,10 @@ pub struct Profile {
     pub ladder: Vec<usize>,
     /// For `stress`: how long each rung is held.
     pub rung: Duration,
+    /// The open model's arrivals per second (at `--rate` 1), durations already scaled.
+    pub rates: RatePlan,
+    /// For `stress` under the open model: the arrival rates of the ladder's rungs.
+    pub rate_ladder: Vec<f64>,
 }
 
 impl Profile {
@@ -77,6 +98,7 @@ impl Profile {
             })
         };
         let step = |users, over| Step { users, over };
+        let stage = |target, over| RateStage { target, over };
         match name {
             ProfileName::Smoke => {
                 let n = users(4.0);
@@ -88,6 +110,11 @@ impl Profile {
                     think: (Duration::from_millis(50), Duration::from_millis(200)),
                     ladder: Vec::new(),
                     rung: Duration::ZERO,
+                    rates: RatePlan {
+                        start: 0.0,
+                        stages: vec![stage(10.0, secs(1.0)), stage(10.0, secs(2.0))],
+                    },
+                    rate_ladder: Vec::new(),
                 }
             }
             ProfileName::PeakSale => {
@@ -99,6 +126,8 @@ impl Profile {
                     step(peak, secs(120.0)), // the plateau
                     step(0, secs(30.0)),     // cool-down
                 ];
+                // The same shape in arrivals: 4 shoppers a second, 40 at the peak.
+                let (base, peak) = (4.0, 40.0);
                 Profile {
                     name,
                     peak: (secs(120.0), secs(240.0)),
@@ -106,6 +135,17 @@ impl Profile {
                     think: (Duration::from_millis(500), Duration::from_secs(2)),
                     ladder: Vec::new(),
                     rung: Duration::ZERO,
+                    rates: RatePlan {
+                        start: 0.0,
+                        stages: vec![
+                            stage(base, secs(30.0)),  // warm-up
+                            stage(base, secs(60.0)),  // normal trading
+                            stage(peak, secs(30.0)),  // the spike: 10x in 30 s
+                            stage(peak, secs(120.0)), // the plateau
+                            stage(0.0, secs(30.0)),   // cool-down
+                        ],
+                    },
+                    rate_ladder: Vec::new(),
                 }
             }
             ProfileName::Soak => {
@@ -122,6 +162,15 @@ impl Profile {
                     think: (Duration::from_millis(500), Duration::from_secs(2)),
                     ladder: Vec::new(),
                     rung: Duration::ZERO,
+                    rates: RatePlan {
+                        start: 0.0,
+                        stages: vec![
+                            stage(8.0, secs(60.0)),
+                            stage(8.0, secs(1800.0)),
+                            stage(0.0, secs(30.0)),
+                        ],
+                    },
+                    rate_ladder: Vec::new(),
                 }
             }
             ProfileName::Catalogue => {
@@ -133,6 +182,12 @@ impl Profile {
                     think: (Duration::ZERO, Duration::ZERO),
                     ladder: Vec::new(),
                     rung: Duration::ZERO,
+                    // A closed-model benchmark (as wrk is): no arrival rate.
+                    rates: RatePlan {
+                        start: 0.0,
+                        stages: Vec::new(),
+                    },
+                    rate_ladder: Vec::new(),
                 }
             }
             ProfileName::Stress => {
@@ -142,6 +197,11 @@ impl Profile {
                     .map(|rung| users(5.0 * f64::from(1 << rung)))
                     .collect();
                 let rung = secs(30.0);
+                // Doubling from 10 arrivals a second, ten rungs (up to 5120/s); the runner
+                // then narrows the knee between the last rung that held and the first that
+                // broke.
+                let rate_ladder: Vec<f64> =
+                    (0..10).map(|rung| 10.0 * f64::from(1 << rung)).collect();
                 Profile {
                     name,
                     plan: rung_plan(ladder[0], rung),
@@ -149,8 +209,19 @@ impl Profile {
                     think: (Duration::from_millis(100), Duration::from_millis(500)),
                     ladder,
                     rung,
+                    rates: RatePlan::constant(rate_ladder[0], rung),
+                    rate_ladder,
                 }
             }
+        }
+    }
+
+    /// The model a profile runs under unless `--model` says otherwise: open for the sale
+    /// and the stress ladder, closed for the rest.
+    pub fn default_model(&self) -> Model {
+        match self.name {
+            ProfileName::PeakSale | ProfileName::Stress => Model::Open,
+            ProfileName::Smoke | ProfileName::Soak | ProfileName::Catalogue => Model::Closed,
         }
     }
 
@@ -201,6 +272,23 @@ mod tests {
         assert_eq!(profile.plan[0].users, 1);
         assert_eq!(profile.plan[2].users, 10);
         assert_eq!(profile.duration(), Duration::from_secs(27));
+    }
+
+    #[test]
+    fn the_open_peak_sale_has_the_closed_ones_shape_and_peak() {
+        let profile = Profile::new(ProfileName::PeakSale, 1.0, 1.0);
+        assert_eq!(profile.default_model(), Model::Open);
+        assert_eq!(profile.rates.duration(), profile.duration());
+        assert_eq!(profile.rates.peak_rate(), 40.0);
+        // The spike reaches its plateau where the peak (and the chaos) starts.
+        let spike_ends: Duration = profile.rates.stages[..3].iter().map(|s| s.over).sum();
+        assert_eq!(spike_ends, profile.peak.0);
+        assert_eq!(
+            profile.rates.stages[2].target,
+            10.0 * profile.rates.stages[1].target
+        );
+        let half = Profile::new(ProfileName::PeakSale, 1.0, 0.5);
+        assert_eq!(half.rates.duration(), Duration::from_secs(135));
     }
 
     #[test]

@@ -15,10 +15,37 @@ pub struct RequestSummary {
     pub total: u64,
     /// By HTTP status ("error" when no response came back).
     pub status: BTreeMap<String, u64>,
-    /// Median, milliseconds.
+    /// Median service time (from sending the request), milliseconds.
     pub p50_ms: f64,
-    /// 99th percentile, milliseconds.
+    /// 99th percentile of the service time, milliseconds.
     pub p99_ms: f64,
+    /// Open model: median response time, from the arrival's scheduled moment, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_p50_ms: Option<f64>,
+    /// Open model: 99th percentile of the response time from the schedule, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_p99_ms: Option<f64>,
+}
+
+/// How the open model offered its load.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoad {
+    /// `--rate`.
+    pub rate: f64,
+    /// How arrivals were spaced.
+    pub spacing: crate::arrivals::Spacing,
+    /// The seed of the arrival times (give it as `--seed` to repeat the run).
+    pub seed: u64,
+    /// The most users serving arrivals at once (for `stress`, on the last rung).
+    pub max_users: usize,
+    /// Arrivals that came due.
+    pub offered: u64,
+    /// Arrivals dropped for want of a free user.
+    pub dropped: u64,
+    /// Arrivals per second offered over the load.
+    pub offered_per_second: f64,
+    /// Arrivals per second served (offered less dropped).
+    pub achieved_per_second: f64,
 }
 
 /// The JSON summary.
@@ -26,6 +53,11 @@ pub struct RequestSummary {
 pub struct Summary {
     /// The profile run.
     pub profile: crate::profiles::ProfileName,
+    /// The load model.
+    pub model: crate::profiles::Model,
+    /// Open model: the offered and achieved arrivals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenLoad>,
     /// `--scale`.
     pub scale: f64,
     /// `--time-scale`.
@@ -42,6 +74,9 @@ pub struct Summary {
     pub chaos: Vec<Fired>,
     /// For `stress`: the highest request rate at which every SLO held.
     pub knee_rps: Option<f64>,
+    /// For `stress` under the open model: the highest arrival rate at which every SLO held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knee_arrivals_per_second: Option<f64>,
     /// What the SLOs were judged on: orders by answer, p99, 5xx, backlog drain.
     pub measured: crate::slo::Measured,
     /// The verdict.
@@ -66,6 +101,18 @@ pub fn requests(metrics: &GooseMetrics, into: &mut BTreeMap<String, RequestSumma
         let data = &aggregate.raw_data;
         entry.p50_ms = entry.p50_ms.max(data.percentile_us(0.5) as f64 / 1000.0);
         entry.p99_ms = entry.p99_ms.max(data.percentile_us(0.99) as f64 / 1000.0);
+    }
+}
+
+/// Sets each request's response-time percentiles from `times` (the open model).
+pub fn response_times(
+    times: &crate::latency::ResponseTimes,
+    into: &mut BTreeMap<String, RequestSummary>,
+) {
+    for request in times.requests() {
+        let entry = into.entry(request.to_owned()).or_default();
+        entry.response_p50_ms = times.quantile_ms(request, 0.5);
+        entry.response_p99_ms = times.quantile_ms(request, 0.99);
     }
 }
 

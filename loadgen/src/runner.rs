@@ -15,15 +15,101 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::{
-    Config, Error, chaos,
+    Config, Error,
+    arrivals::{Dispatcher, RatePlan, Spacing},
+    chaos,
     chaos::{Admin, Timeline},
+    latency::ResponseTimes,
     metrics, profiles,
-    profiles::{Profile, ProfileName},
+    profiles::{Model, Profile, ProfileName},
     report,
-    report::{RequestSummary, Summary},
+    report::{OpenLoad, RequestSummary, Summary},
     scenarios, slo,
     slo::{Measured, Slo, Verdict},
 };
+
+/// Open model: after the last arrival, answers in flight are awaited at most this long
+/// beyond the request timeout.
+const SETTLE_MARGIN: Duration = Duration::from_secs(1);
+/// Open model: the default pool holds the peak rate's arrivals of this long, plus 10 users.
+const DEFAULT_POOL_SECONDS: f64 = 1.0;
+/// Stress under the open model: the knee is narrowed until the rung that broke is within
+/// this factor of the rung that held.
+const KNEE_WITHIN: f64 = 1.1;
+
+/// The open model's settings, checked.
+#[derive(Debug, Clone)]
+struct Open {
+    /// The profile's arrival rates times `--rate`.
+    rates: RatePlan,
+    /// For `stress`: the rungs' rates times `--rate`.
+    ladder: Vec<f64>,
+    max_users: Option<usize>,
+    spacing: Spacing,
+    seed: u64,
+}
+
+impl Open {
+    fn new(config: &Config, profile: &Profile, slo: &Slo) -> Result<Self, Error> {
+        if profile.name == ProfileName::Catalogue {
+            return Err(Error::Usage(
+                "--model open: catalogue is the closed-model throughput benchmark (as wrk is); \
+                 use --model closed or another profile"
+                    .into(),
+            ));
+        }
+        if !(config.rate.is_finite() && config.rate > 0.0) {
+            return Err(Error::Usage(format!(
+                "--rate must be greater than 0 (arrivals per second are the profile's times it), not {}",
+                config.rate
+            )));
+        }
+        let rates = profile.rates.scaled(config.rate, 1.0);
+        rates
+            .check()
+            .map_err(|error| Error::Usage(format!("--rate: {error}")))?;
+        let ladder: Vec<f64> = profile
+            .rate_ladder
+            .iter()
+            .map(|rate| rate * config.rate)
+            .collect();
+        let peak = ladder.first().copied().unwrap_or_else(|| rates.peak_rate());
+        if let Some(max_users) = config.max_users {
+            // Little's law: at the SLO's latency, rate × latency users are busy at once.
+            let latency_s = slo.place_order_p99_ms_max / 1000.0;
+            let needed = (peak * latency_s).ceil() as usize;
+            if max_users < needed.max(1) {
+                return Err(Error::Usage(format!(
+                    "--max-users {max_users} is too few for {peak:.1} arrivals/s: answering in the \
+                     SLO's {:.0} ms keeps about {needed} users busy at once (rate × latency); \
+                     give at least {needed}",
+                    slo.place_order_p99_ms_max
+                )));
+            }
+        }
+        Ok(Self {
+            rates,
+            ladder,
+            max_users: config.max_users,
+            spacing: config.arrivals,
+            seed: config.seed.unwrap_or_else(rand::random),
+        })
+    }
+
+    /// The pool for arrivals at `rate` a second.
+    fn pool(&self, rate: f64) -> usize {
+        self.max_users
+            .unwrap_or_else(|| (rate * DEFAULT_POOL_SECONDS).ceil() as usize + 10)
+    }
+}
+
+/// What one open-model goose run produced.
+struct OpenRun {
+    goose: goose::metrics::GooseMetrics,
+    times: Arc<ResponseTimes>,
+    offered: u64,
+    dropped: u64,
+}
 
 /// What a run produced.
 #[derive(Debug, Clone)]
@@ -43,6 +129,8 @@ pub struct Loadgen {
     profile: Profile,
     timeline: Timeline,
     slo: Slo,
+    model: Model,
+    open: Option<Open>,
     admin: Option<Admin>,
     http: reqwest::Client,
     metrics_addr: SocketAddr,
@@ -64,11 +152,31 @@ impl Loadgen {
                 "--scale and --time-scale must be greater than 0".into(),
             ));
         }
-        let profile = Profile::new(config.profile, config.scale, config.time_scale);
+        let mut profile = Profile::new(config.profile, config.scale, config.time_scale);
+        let model = match (config.model, &config.stages) {
+            (Some(model), _) => model,
+            (None, Some(_)) => Model::Open,
+            (None, None) => profile.default_model(),
+        };
+        if let Some(stages) = &config.stages {
+            if model == Model::Closed || profile.name == ProfileName::Stress {
+                return Err(Error::Usage(
+                    "--stages sets the open model's arrival rates: it does not apply to \
+                     --model closed or to stress (which climbs its own ladder)"
+                        .into(),
+                ));
+            }
+            profile.rates = stages.scaled(1.0, config.time_scale);
+            profile.peak = profile.rates.peak();
+        }
         let timeline = Timeline::resolve(&config.chaos, &profile, config.time_scale)
             .map_err(|error| Error::Usage(error.to_string()))?;
         let slo =
             Slo::load(config.slo.as_deref()).map_err(|error| Error::Usage(error.to_string()))?;
+        let open = match model {
+            Model::Open => Some(Open::new(&config, &profile, &slo)?),
+            Model::Closed => None,
+        };
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .build()
@@ -112,6 +220,8 @@ impl Loadgen {
             profile,
             timeline,
             slo,
+            model,
+            open,
             admin,
             http,
             metrics_addr,
@@ -132,10 +242,22 @@ impl Loadgen {
         let skus = self.catalogue().await?;
         let report_dir = unique_dir(&self.config.reports_dir, &stamp)?;
         let shared = scenarios::Shared::new(skus, stamp.clone());
+        let load = match &self.open {
+            Some(open) => format!(
+                "open model, rate {} (peak {:.1} arrivals/s, {:?} spacing, seed {})",
+                self.config.rate,
+                open.ladder
+                    .first()
+                    .copied()
+                    .unwrap_or_else(|| open.rates.peak_rate()),
+                open.spacing,
+                open.seed
+            ),
+            None => format!("closed model, scale {}", self.config.scale),
+        };
         println!(
-            "loadgen: profile {} (scale {}, time scale {}) against {}; chaos: {}; reports in {}",
+            "loadgen: profile {} ({load}, time scale {}) against {}; chaos: {}; reports in {}",
             self.config.profile.as_str(),
-            self.config.scale,
             self.config.time_scale,
             self.config.target_url,
             if self.timeline.steps.is_empty() {
@@ -146,18 +268,118 @@ impl Loadgen {
             report_dir.display()
         );
 
-        let start = Instant::now();
+        // Under the open model the schedule (and the chaos timeline with it) starts once goose
+        // has started the pool of users: the first dispatcher says when.
+        let began = Instant::now();
+        let first = self.open.as_ref().map(|open| {
+            let rates = match open.ladder.first() {
+                Some(rate) => RatePlan::constant(*rate, self.profile.rung),
+                None => open.rates.clone(),
+            };
+            let pool = open.pool(rates.peak_rate());
+            (self.dispatch(open, &rates, pool), rates, pool)
+        });
         let (load_ended, ended) = tokio::sync::watch::channel(false);
-        let chaos = self
-            .admin
-            .clone()
-            .map(|admin| tokio::spawn(chaos::run(self.timeline.clone(), admin, start, ended)));
+        let chaos = self.admin.clone().map(|admin| {
+            let timeline = self.timeline.clone();
+            let dispatcher = first.as_ref().map(|(dispatcher, ..)| dispatcher.clone());
+            tokio::spawn(async move {
+                let start = match dispatcher {
+                    Some(dispatcher) => dispatcher.started().await,
+                    None => began,
+                };
+                chaos::run(timeline, admin, start, ended).await
+            })
+        });
 
         let mut requests = BTreeMap::new();
         let mut knee_rps = None;
         let mut knee_users = 0;
+        let mut knee_rate = None;
         let mut stress_rows = Vec::new();
-        if self.profile.name == ProfileName::Stress {
+        let times = Arc::new(ResponseTimes::default());
+        let (mut offered, mut dropped, mut pool) = (0, 0, 0);
+        if let (ProfileName::Stress, Some(open)) = (self.profile.name, &self.open) {
+            let mut held: Option<(f64, f64)> = None; // (arrivals/s, requests/s)
+            let mut broke: Option<f64> = None;
+            let mut rungs = open.ladder.iter().copied();
+            let mut rung = 0;
+            let mut next = first.clone();
+            loop {
+                // Up the ladder until a rung breaks, then halve the gap to the knee.
+                let rate = match (held, broke) {
+                    (_, None) => match rungs.next() {
+                        Some(rate) => rate,
+                        None => break,
+                    },
+                    (Some((low, _)), Some(high)) if high / low > KNEE_WITHIN => (low + high) / 2.0,
+                    _ => break,
+                };
+                rung += 1;
+                let html = report_dir.join(format!("report-rung-{rung}.html"));
+                // The first rung's dispatcher is already waiting for its pool.
+                let (dispatcher, plan, pool_size) = match next.take() {
+                    Some(first) => first,
+                    None => {
+                        let plan = RatePlan::constant(rate, self.profile.rung);
+                        let pool = open.pool(rate);
+                        (self.dispatch(open, &plan, pool), plan, pool)
+                    }
+                };
+                let run = self
+                    .attack_open(dispatcher, &plan, pool_size, &shared, &html)
+                    .await?;
+                let seconds = self.profile.rung.as_secs_f64();
+                let mut rung_requests = BTreeMap::new();
+                report::requests(&run.goose, &mut rung_requests);
+                report::response_times(&run.times, &mut rung_requests);
+                let total: u64 = rung_requests.values().map(|r| r.total).sum();
+                let rps = total as f64 / seconds.max(0.001);
+                let measured = Measured {
+                    backlog_drain_s: Some(0.0), // judged once, after the last rung
+                    arrivals_offered: Some(run.offered),
+                    arrivals_dropped: run.dropped,
+                    ..measure(&rung_requests)
+                };
+                let verdict = slo::evaluate(&self.slo, &measured);
+                println!(
+                    "stress: rung {rung} ({rate:.1} arrivals/s, {} users at most): {rps:.1} requests/s: {}",
+                    open.pool(rate),
+                    if verdict.pass {
+                        "every SLO held"
+                    } else {
+                        "an SLO broke"
+                    }
+                );
+                merge(&mut requests, rung_requests);
+                times.merge(&run.times);
+                (offered, dropped, pool) = (
+                    offered + run.offered,
+                    dropped + run.dropped,
+                    open.pool(rate),
+                );
+                if verdict.pass {
+                    held = Some((rate, rps));
+                } else {
+                    stress_rows = verdict.rows.into_iter().filter(|row| !row.pass).collect();
+                    broke = Some(rate);
+                    if held.is_none() {
+                        break; // the first rung broke: no knee to narrow
+                    }
+                }
+            }
+            knee_rate = held.map(|(rate, _)| rate);
+            knee_rps = held.map(|(_, rps)| rps);
+            report::response_times(&times, &mut requests);
+        } else if let Some((dispatcher, rates, pool_size)) = first.clone() {
+            let html = report_dir.join("report.html");
+            let run = self
+                .attack_open(dispatcher, &rates, pool_size, &shared, &html)
+                .await?;
+            report::requests(&run.goose, &mut requests);
+            report::response_times(&run.times, &mut requests);
+            (offered, dropped, pool) = (run.offered, run.dropped, pool_size);
+        } else if self.profile.name == ProfileName::Stress {
             for (rung, users) in self.profile.ladder.iter().enumerate() {
                 let plan = profiles::rung_plan(*users, self.profile.rung);
                 let html = report_dir.join(format!("report-rung-{}.html", rung + 1));
@@ -195,6 +417,10 @@ impl Loadgen {
             let goose = self.attack(&self.profile.plan, &shared, &html).await?;
             report::requests(&goose, &mut requests);
         }
+        let start = match &first {
+            Some((dispatcher, ..)) => dispatcher.started().await,
+            None => began,
+        };
         let load_seconds = start.elapsed().as_secs_f64();
         metrics::users(0);
         let _ = load_ended.send(true);
@@ -210,6 +436,10 @@ impl Loadgen {
                 start + at
             });
         let mut measured = measure(&requests);
+        if self.open.is_some() {
+            measured.arrivals_offered = Some(offered);
+            measured.arrivals_dropped = dropped;
+        }
         measured.backlog_drain_s = self.backlog_drained(heal_at).await;
         measured.chaos_steps = self.timeline.steps.len();
         measured.chaos_failures = fired.iter().filter(|fired| !fired.ok).count();
@@ -222,14 +452,18 @@ impl Loadgen {
             verdict.pass = verdict.rows.iter().all(|row| row.pass);
         }
         if self.profile.name == ProfileName::Stress {
+            let at = match knee_rate {
+                Some(rate) => format!("{rate:.1} arrivals/s"),
+                None => format!("{knee_users} users"),
+            };
             verdict.rows.push(slo::Row {
                 slo: "knee (highest rate with every SLO held)".into(),
                 target: "found".into(),
                 measured: match (knee_rps, stress_rows.is_empty()) {
                     (None, _) => "none: the first rung broke".into(),
-                    (Some(rps), false) => format!("{rps:.1} req/s ({knee_users} users)"),
+                    (Some(rps), false) => format!("{rps:.1} req/s ({at})"),
                     (Some(rps), true) => {
-                        format!("> {rps:.1} req/s (no SLO broke up to {knee_users} users)")
+                        format!("> {rps:.1} req/s (no SLO broke up to {at})")
                     }
                 },
                 pass: knee_rps.is_some(),
@@ -243,8 +477,20 @@ impl Loadgen {
         }
 
         let total: u64 = requests.values().map(|r| r.total).sum();
+        let open = self.open.as_ref().map(|open| OpenLoad {
+            rate: self.config.rate,
+            spacing: open.spacing,
+            seed: open.seed,
+            max_users: pool,
+            offered,
+            dropped,
+            offered_per_second: offered as f64 / load_seconds.max(0.001),
+            achieved_per_second: offered.saturating_sub(dropped) as f64 / load_seconds.max(0.001),
+        });
         let summary = Summary {
             profile: self.config.profile,
+            model: self.model,
+            open,
             scale: self.config.scale,
             time_scale: self.config.time_scale,
             started_at: humantime::format_rfc3339_seconds(started).to_string(),
@@ -253,6 +499,7 @@ impl Loadgen {
             requests,
             chaos: fired,
             knee_rps,
+            knee_arrivals_per_second: knee_rate,
             measured,
             verdict: verdict.clone(),
         };
@@ -306,11 +553,76 @@ impl Loadgen {
         Ok(skus)
     }
 
-    /// One goose run of `plan`, writing goose's HTML report to `html`.
+    /// Starts dispatching `rates` (a schedule from the run's seed) to a pool of `pool`.
+    fn dispatch(&self, open: &Open, rates: &RatePlan, pool: usize) -> Arc<Dispatcher> {
+        Dispatcher::start(
+            rates.schedule(open.spacing, open.seed),
+            pool,
+            self.config.request_timeout + SETTLE_MARGIN,
+        )
+    }
+
+    /// One open-model goose run: a pool of `pool` users serving `dispatcher`'s arrivals of
+    /// `rates`. goose's plan starts the pool over a second and holds it past any wait the
+    /// dispatcher may make; the run ends when the dispatcher has finished (goose's killswitch).
+    async fn attack_open(
+        &self,
+        dispatcher: Arc<Dispatcher>,
+        rates: &RatePlan,
+        pool: usize,
+        shared: &Arc<scenarios::Shared>,
+        html: &std::path::Path,
+    ) -> Result<OpenRun, Error> {
+        let times = Arc::new(ResponseTimes::default());
+        let longest = rates.duration() + Duration::from_secs(30) + self.config.request_timeout * 2;
+        let plan = [
+            profiles::Step {
+                users: pool,
+                over: Duration::from_secs(1),
+            },
+            profiles::Step {
+                users: pool,
+                over: Duration::from_secs(longest.as_secs() + 1),
+            },
+            profiles::Step {
+                users: 0,
+                over: Duration::ZERO,
+            },
+        ];
+        let ending = dispatcher.clone();
+        let stopper = tokio::spawn(async move {
+            ending.finished().await;
+            goose::trigger_killswitch("the arrival schedule is over");
+        });
+        let scenario = scenarios::open(shared, dispatcher.clone(), times.clone());
+        let goose = self.attack_with(&plan, vec![scenario], html).await;
+        stopper.abort();
+        Ok(OpenRun {
+            goose: goose?,
+            times,
+            offered: dispatcher.counts().offered(),
+            dropped: dispatcher.counts().dropped(),
+        })
+    }
+
+    /// One closed-model goose run of `plan`, writing goose's HTML report to `html`.
     async fn attack(
         &self,
         plan: &[profiles::Step],
         shared: &Arc<scenarios::Shared>,
+        html: &std::path::Path,
+    ) -> Result<goose::metrics::GooseMetrics, Error> {
+        let browse_only = self.profile.name == ProfileName::Catalogue;
+        let scenarios =
+            scenarios::scenarios(shared, self.profile.think, browse_only).map_err(Box::new)?;
+        self.attack_with(plan, scenarios, html).await
+    }
+
+    /// One goose run of `plan` with `scenarios`, writing goose's HTML report to `html`.
+    async fn attack_with(
+        &self,
+        plan: &[profiles::Step],
+        scenarios: Vec<Scenario>,
         html: &std::path::Path,
     ) -> Result<goose::metrics::GooseMetrics, Error> {
         let mut goose = GooseConfiguration::default();
@@ -323,10 +635,7 @@ impl Loadgen {
         goose.no_telnet = true;
         goose.timeout = Some(format!("{:.3}", self.config.request_timeout.as_secs_f64()));
         let mut attack = GooseAttack::initialize_with_config(goose).map_err(Box::new)?;
-        let browse_only = self.profile.name == ProfileName::Catalogue;
-        for scenario in
-            scenarios::scenarios(shared, self.profile.think, browse_only).map_err(Box::new)?
-        {
+        for scenario in scenarios {
             attack = attack.register_scenario(scenario);
         }
         let attack = attack
@@ -383,7 +692,8 @@ fn measure(requests: &BTreeMap<String, RequestSummary>) -> Measured {
         rejected: report::count(requests, scenarios::PLACE_ORDER, "402"),
         shed: report::count(requests, scenarios::PLACE_ORDER, "503"),
         server_errors: report::server_errors(requests),
-        place_order_p99_ms: place.p99_ms,
+        // Open model: from the schedule (waiting to be sent counts); closed: from the send.
+        place_order_p99_ms: place.response_p99_ms.unwrap_or(place.p99_ms),
         ..Measured::default()
     }
 }

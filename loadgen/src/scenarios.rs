@@ -4,6 +4,11 @@
 //! - `Buy` (weight 1): `POST /v1/orders` with a fresh `Idempotency-Key`, then follows the
 //!   `Location` header (`GET /v1/orders/{id}`) to read the order's status.
 //!
+//! Those two are the closed model. Under the open model one scenario, `Shopper`, takes each
+//! arrival from the [`Dispatcher`] and browses or buys as the arrival says (one in four buys),
+//! with no think time: the schedule sets the pace. Its first request's answer is also timed
+//! from the arrival's scheduled moment ([`ResponseTimes`]).
+//!
 //! 201 CONFIRMED, 202 PAYMENT_PENDING and 402 REJECTED are all correct answers to an order,
 //! so each is marked a success in goose (which would count 402 as a failure); goose keeps the
 //! per-status counts, so a 202 is still counted apart. Every request is also recorded in
@@ -16,6 +21,9 @@ use std::sync::{
 
 use goose::prelude::*;
 use serde_json::json;
+use tokio::time::Instant;
+
+use crate::{arrivals::Dispatcher, latency::ResponseTimes};
 
 /// Request names, as goose's metrics and the loadgen series label them.
 pub const GET_PRODUCTS: &str = "GetProducts";
@@ -72,9 +80,38 @@ pub fn scenarios(
         .register_transaction(user_stops(shared))
         .register_transaction(Transaction::new(Arc::new(move |user| {
             let shared = buyer.clone();
-            Box::pin(async move { place_and_follow(user, &shared).await })
+            Box::pin(async move { place_and_follow(user, &shared, None).await })
         })));
     Ok(vec![browse, buy])
+}
+
+/// The open model's scenario: each user serves arrivals from `dispatcher`, timing answers into
+/// `times`.
+pub fn open(
+    shared: &Arc<Shared>,
+    dispatcher: Arc<Dispatcher>,
+    times: Arc<ResponseTimes>,
+) -> Scenario {
+    let serving = shared.clone();
+    scenario!("Shopper")
+        .register_transaction(user_starts(shared))
+        .register_transaction(user_stops(shared))
+        .register_transaction(Transaction::new(Arc::new(move |user| {
+            let (shared, dispatcher, times) = (serving.clone(), dispatcher.clone(), times.clone());
+            Box::pin(async move {
+                let Some(due) = dispatcher.next().await else {
+                    // The schedule is over: idle until goose stops the user.
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    return Ok(());
+                };
+                let from = Some((due.at, times.as_ref()));
+                if due.buys {
+                    place_and_follow(user, &shared, from).await
+                } else {
+                    get_products_from(user, from).await
+                }
+            })
+        })))
 }
 
 fn user_starts(shared: &Arc<Shared>) -> Transaction {
@@ -107,17 +144,28 @@ fn user_stops(shared: &Arc<Shared>) -> Transaction {
 }
 
 async fn get_products(user: &mut GooseUser) -> TransactionResult {
+    get_products_from(user, None).await
+}
+
+/// An arrival's due moment and where its response times go (open model only).
+type From<'a> = Option<(Instant, &'a ResponseTimes)>;
+
+async fn get_products_from(user: &mut GooseUser, from: From<'_>) -> TransactionResult {
     let request = GooseRequest::builder()
         .method(GooseMethod::Get)
         .path("/v1/products")
         .name(GET_PRODUCTS)
         .build();
     let goose = user.request(request).await?;
-    record(GET_PRODUCTS, &goose);
+    record(GET_PRODUCTS, &goose, from);
     Ok(())
 }
 
-async fn place_and_follow(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+async fn place_and_follow(
+    user: &mut GooseUser,
+    shared: &Shared,
+    from: From<'_>,
+) -> TransactionResult {
     let n = shared.next_key.fetch_add(1, Ordering::Relaxed);
     let sku = &shared.skus[(n as usize) % shared.skus.len().max(1)];
     let key = format!("loadgen-{}-{n}", shared.run_id);
@@ -136,7 +184,7 @@ async fn place_and_follow(user: &mut GooseUser, shared: &Shared) -> TransactionR
         .set_request_builder(builder)
         .build();
     let mut goose = user.request(request).await?;
-    record(PLACE_ORDER, &goose);
+    record(PLACE_ORDER, &goose, from);
     let (status, location) = match &goose.response {
         Ok(response) => (
             Some(response.status().as_u16()),
@@ -158,16 +206,27 @@ async fn place_and_follow(user: &mut GooseUser, shared: &Shared) -> TransactionR
             .name(GET_ORDER)
             .build();
         let goose = user.request(request).await?;
-        record(GET_ORDER, &goose);
+        // Sent the moment the order's answer came: its response time is its service time.
+        record(
+            GET_ORDER,
+            &goose,
+            from.map(|(_, times)| (Instant::now(), times)),
+        );
     }
     Ok(())
 }
 
-fn record(name: &'static str, goose: &goose::goose::GooseResponse) {
+fn record(name: &'static str, goose: &goose::goose::GooseResponse, from: From<'_>) {
     let status = goose
         .response
         .as_ref()
         .ok()
         .map(|response| response.status().as_u16());
-    crate::metrics::request(name, status, goose.request.response_time as f64 / 1000.0);
+    let service = std::time::Duration::from_millis(goose.request.response_time)
+        + std::time::Duration::from_micros(u64::from(goose.request.response_time_fraction_us));
+    crate::metrics::request(name, status, service.as_secs_f64());
+    if let Some((due, times)) = from {
+        // From the schedule: the service time, or longer if the arrival waited to be sent.
+        times.record(name, due.elapsed().max(service));
+    }
 }

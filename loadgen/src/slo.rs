@@ -8,7 +8,11 @@
 //! server_errors_max = 0          # 5xx answers (any request)
 //! backlog_drain_s_max = 60       # order_payment_backlog back to 0 after the last heal
 //! pending_share_max = 0.0        # optional: share of PlaceOrder answered 202 PAYMENT_PENDING
+//! dropped_share_max = 0.001      # open model: share of arrivals dropped (no user was free)
 //! ```
+//!
+//! Under the open model the PlaceOrder p99 is the response time from each arrival's
+//! scheduled moment, so waiting to be sent counts.
 
 use std::path::Path;
 
@@ -28,6 +32,10 @@ pub struct Slo {
     pub backlog_drain_s_max: f64,
     /// Maximum share of PlaceOrder answered 202 PAYMENT_PENDING (no limit by default).
     pub pending_share_max: Option<f64>,
+    /// Open model: maximum share of arrivals dropped because no user was free. A dropped
+    /// arrival is load the run meant to offer and did not: past this, the run did not test
+    /// what it says.
+    pub dropped_share_max: f64,
 }
 
 impl Default for Slo {
@@ -38,6 +46,7 @@ impl Default for Slo {
             server_errors_max: 0,
             backlog_drain_s_max: 60.0,
             pending_share_max: None,
+            dropped_share_max: 0.001,
         }
     }
 }
@@ -65,6 +74,7 @@ impl Slo {
         for (field, share) in [
             ("answered_share_min", Some(slo.answered_share_min)),
             ("pending_share_max", slo.pending_share_max),
+            ("dropped_share_max", Some(slo.dropped_share_max)),
         ] {
             if share.is_some_and(|share| !(0.0..=1.0).contains(&share)) {
                 return Err(error(format!("field \"{field}\": must be from 0 to 1")));
@@ -98,6 +108,10 @@ pub struct Measured {
     pub chaos_failures: usize,
     /// Chaos steps in the timeline.
     pub chaos_steps: usize,
+    /// Open model: arrivals that came due (`None` under the closed model).
+    pub arrivals_offered: Option<u64>,
+    /// Open model: arrivals dropped because no user was free.
+    pub arrivals_dropped: u64,
 }
 
 /// One row of the verdict table.
@@ -171,6 +185,19 @@ pub fn evaluate(slo: &Slo, measured: &Measured) -> Verdict {
             .backlog_drain_s
             .is_some_and(|s| s <= slo.backlog_drain_s_max),
     });
+    if let Some(offered) = measured.arrivals_offered {
+        let dropped = share(measured.arrivals_dropped, offered);
+        rows.push(Row {
+            slo: "arrivals dropped".into(),
+            target: format!("<= {:.1} %", slo.dropped_share_max * 100.0),
+            measured: format!(
+                "{:.2} % ({} of {offered})",
+                dropped * 100.0,
+                measured.arrivals_dropped
+            ),
+            pass: dropped <= slo.dropped_share_max,
+        });
+    }
     if measured.chaos_steps > 0 {
         rows.push(Row {
             slo: "chaos steps applied".into(),
@@ -266,6 +293,23 @@ mod tests {
     fn a_healthy_run_passes_the_defaults() {
         let verdict = evaluate(&Slo::default(), &healthy());
         assert!(verdict.pass, "{verdict}");
+    }
+
+    #[test]
+    fn dropped_arrivals_are_judged_under_the_open_model_only() {
+        let open = |dropped| Measured {
+            arrivals_offered: Some(10_000),
+            arrivals_dropped: dropped,
+            ..healthy()
+        };
+        assert!(evaluate(&Slo::default(), &open(10)).pass);
+        let verdict = evaluate(&Slo::default(), &open(11));
+        assert!(!verdict.pass);
+        let row = verdict.rows.iter().find(|r| !r.pass).expect("a failed row");
+        assert_eq!(row.slo, "arrivals dropped");
+        assert_eq!(row.measured, "0.11 % (11 of 10000)");
+        let closed = evaluate(&Slo::default(), &healthy());
+        assert!(closed.rows.iter().all(|r| r.slo != "arrivals dropped"));
     }
 
     #[test]

@@ -76,7 +76,15 @@ async fn at_three_times_capacity_goodput_holds_and_the_rest_is_shed_with_retry_a
     // an SLO breaks (a 5xx, a shed request, PlaceOrder p99 over 300 ms).
     let ladder = cluster
         .loadgen(
-            &["--profile", "stress", "--time-scale", "0.2"],
+            // This scenario measures capacity and overload in users (the closed model).
+            &[
+                "--profile",
+                "stress",
+                "--model",
+                "closed",
+                "--time-scale",
+                "0.2",
+            ],
             "backlog_drain_s_max = 0\n",
             Duration::from_secs(150),
         )
@@ -111,6 +119,8 @@ async fn at_three_times_capacity_goodput_holds_and_the_rest_is_shed_with_retry_a
             &[
                 "--profile",
                 "stress",
+                "--model",
+                "closed",
                 "--scale",
                 &scale,
                 "--time-scale",

@@ -281,8 +281,9 @@ async fn every_panel_rule_and_alert_holds_on_live_data_through_a_payment_outage(
     ])
     .await;
 
-    // smoke, stretched 50x: 4 users ramp up over 50 s, then hold 100 s, and payment is down
-    // for the whole hold, so the breaker stays open past CircuitBreakerOpen's `for: 1m`.
+    // smoke under the open model, stretched 50x: arrivals ramp to 10/s over 50 s, then hold
+    // 100 s, and payment is down for the whole hold, so the breaker stays open past
+    // CircuitBreakerOpen's `for: 1m`. (Open, so that its arrival counters are exported too.)
     let reports = tempfile::tempdir().expect("reports dir");
     let (target_url, order_ops_url, payment_ops_url) = (
         stack.order_url("http_addr"),
@@ -295,6 +296,8 @@ async fn every_panel_rule_and_alert_holds_on_live_data_through_a_payment_outage(
         &[
             "--profile",
             "smoke",
+            "--model",
+            "open",
             "--chaos",
             "outage",
             "--time-scale",

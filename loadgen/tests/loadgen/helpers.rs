@@ -161,6 +161,16 @@ pub async fn loadgen_binary(args: &[String]) -> Exit {
     }
 }
 
+/// The exposition loadgen serves on `addr`'s /metrics.
+pub async fn scrape(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// The one report directory loadgen made under `reports`.
 pub fn report_dir(reports: &Path) -> std::path::PathBuf {
     let dirs: Vec<_> = std::fs::read_dir(reports)

@@ -4,4 +4,5 @@
 
 mod helpers;
 mod hostile;
+mod open;
 mod runs;

@@ -184,12 +184,7 @@ async fn metrics_request_counts_match_the_json_summary() {
         .expect("builds");
     let outcome = loadgen.run().await.expect("runs");
 
-    let exposition = reqwest::get(format!("http://{}/metrics", loadgen.metrics_addr()))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let exposition = crate::helpers::scrape(loadgen.metrics_addr()).await;
     let summary: Value = serde_json::from_slice(
         &std::fs::read(outcome.report_dir.join("summary.json")).expect("summary"),
     )
