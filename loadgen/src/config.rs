@@ -109,6 +109,16 @@ pub struct Config {
     )]
     pub payment_ops_url: String,
 
+    /// Prometheus scraping order: after the run, loadgen asks it for the server's view of the
+    /// same minutes (SLIs, error budget burned, alerts fired, breaker, fallbacks, backlog,
+    /// shed) and sets it beside its own. `none`: the client's view only.
+    #[arg(
+        long,
+        env = "LOADGEN_PROMETHEUS_URL",
+        default_value = "http://127.0.0.1:9090"
+    )]
+    pub prometheus_url: String,
+
     /// Bearer token of both admin APIs; needed only with a chaos timeline.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<SecretString>,
@@ -121,9 +131,15 @@ pub struct Config {
     #[arg(long, env = "LOADGEN_REPORTS_DIR", default_value = "reports")]
     pub reports_dir: PathBuf,
 
-    /// Seconds between goose's running statistics (0: none).
-    #[arg(long, env = "LOADGEN_RUNNING_METRICS", default_value_t = 15)]
+    /// Seconds between goose's own running statistics tables (0: none, the default: the live
+    /// view shows the run).
+    #[arg(long, env = "LOADGEN_RUNNING_METRICS", default_value_t = 0)]
     pub running_metrics: usize,
+
+    /// Not on a terminal (CI, a pipe): one progress line this often. On a terminal the live
+    /// panel is redrawn every second.
+    #[arg(long, env = "LOADGEN_PROGRESS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub progress_interval: Duration,
 
     /// Timeout of each request.
     #[arg(long, env = "LOADGEN_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]

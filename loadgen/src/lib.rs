@@ -8,7 +8,9 @@
 //! - [`chaos`]: the timeline of fault steps applied through the admin APIs; checked before
 //!   any load is sent.
 //! - [`latency`]: response times from the schedule, for the open model's percentiles.
+//! - [`live`]: the live view while a run goes (a panel on a terminal, lines elsewhere).
 //! - [`scenarios`]: the goose scenarios (browse, buy and follow the order).
+//! - [`server`]: the server's view of the run, from Prometheus, beside the client's.
 //! - [`slo`]: the SLO file, its defaults, the evaluation and the verdict table.
 //! - [`report`]: `reports/<timestamp>/summary.json` beside goose's `report.html`.
 //! - [`metrics`]: loadgen's own `/metrics` series.
@@ -29,11 +31,13 @@ pub mod arrivals;
 pub mod chaos;
 pub mod config;
 pub mod latency;
+pub mod live;
 pub mod metrics;
 pub mod profiles;
 pub mod report;
 mod runner;
 pub mod scenarios;
+pub mod server;
 pub mod slo;
 
 use goose::prelude::GooseError;

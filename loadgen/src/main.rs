@@ -8,10 +8,15 @@ use stormproof_loadgen::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config: Config = match telemetry::ops::parse_args() {
+    let mut config: Config = match telemetry::ops::parse_args() {
         Ok(config) => config,
         Err(code) => return code,
     };
+    // goose logs a warning for each failed request; the live view counts them and summarises
+    // them once per interval instead (unless RUST_LOG names goose itself).
+    if !config.telemetry.log_filter.contains("goose") {
+        config.telemetry.log_filter.push_str(",goose=error");
+    }
     let mut telemetry = match telemetry::init(
         &config.telemetry,
         telemetry::ServiceInfo {

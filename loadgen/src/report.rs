@@ -48,9 +48,14 @@ pub struct OpenLoad {
     pub achieved_per_second: f64,
 }
 
+/// The version of summary.json's layout; loadgen/README.md documents each.
+pub const SCHEMA_VERSION: u32 = 2;
+
 /// The JSON summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// The profile run.
     pub profile: crate::profiles::ProfileName,
     /// The load model.
@@ -79,6 +84,8 @@ pub struct Summary {
     pub knee_arrivals_per_second: Option<f64>,
     /// What the SLOs were judged on: orders by answer, p99, 5xx, backlog drain.
     pub measured: crate::slo::Measured,
+    /// The server's view from Prometheus, or why there is none.
+    pub server: crate::server::Server,
     /// The verdict.
     pub verdict: Verdict,
 }
@@ -143,10 +150,96 @@ pub fn place_order(requests: &BTreeMap<String, RequestSummary>) -> RequestSummar
         .unwrap_or_default()
 }
 
-/// Writes `summary.json` into `dir`.
+/// Writes `summary.json` and `summary.md` into `dir`.
 pub fn write(dir: &Path, summary: &Summary) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join("summary.json"), json)
+    std::fs::write(dir.join("summary.json"), json)?;
+    std::fs::write(dir.join("summary.md"), markdown(summary))
+}
+
+/// The server's view in a few lines, for the terminal and summary.md.
+pub fn server_lines(server: &crate::server::Server) -> Vec<String> {
+    let Some(view) = &server.view else {
+        return vec![format!(
+            "server view unavailable: {}",
+            server.reason.as_deref().unwrap_or("no reason given")
+        )];
+    };
+    let or_none = |value: Option<f64>, show: &dyn Fn(f64) -> String| {
+        value.map_or_else(|| "no data".to_owned(), show)
+    };
+    let percent = |v: f64| format!("{:.2} %", v * 100.0);
+    vec![
+        format!(
+            "server view (Prometheus, last {} s): availability {}, within 300 ms {}, PlaceOrder p99 {}",
+            view.window_s,
+            or_none(view.availability, &percent),
+            or_none(view.latency_within_300ms, &percent),
+            or_none(view.place_order_p99_ms, &|v| format!("{v:.0} ms")),
+        ),
+        format!(
+            "error budget burned (of 30 days): availability {}, latency {}",
+            or_none(view.availability_budget_burned, &|v| format!(
+                "{:.4} %",
+                v * 100.0
+            )),
+            or_none(view.latency_budget_burned, &|v| format!(
+                "{:.4} %",
+                v * 100.0
+            )),
+        ),
+        format!(
+            "alerts fired: {}",
+            if view.alerts_fired.is_empty() {
+                "none".to_owned()
+            } else {
+                view.alerts_fired.join(", ")
+            }
+        ),
+        format!(
+            "breaker open {}; fallbacks {}; peak backlog {}; shed {}",
+            or_none(view.breaker_open_s, &|v| format!("{v:.0} s")),
+            if view.fallbacks.is_empty() {
+                "none".to_owned()
+            } else {
+                view.fallbacks
+                    .iter()
+                    .map(|(reason, count)| format!("{reason} {count:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            or_none(view.peak_backlog, &|v| format!("{v:.0}")),
+            or_none(view.shed, &|v| format!("{v:.0}")),
+        ),
+    ]
+}
+
+/// summary.md: the run, the verdict table and the server's view, to paste into a review.
+fn markdown(summary: &Summary) -> String {
+    let mut text = format!(
+        "# loadgen: {} ({:?} model), {}\n\n{:.0} s, {:.1} requests/s\n\n",
+        summary.profile.as_str(),
+        summary.model,
+        summary.started_at,
+        summary.duration_s,
+        summary.requests_per_second
+    );
+    if let Some(open) = &summary.open {
+        text.push_str(&format!(
+            "Arrivals: {} offered ({:.1}/s), {} dropped, {:.1}/s achieved; seed {}\n\n",
+            open.offered,
+            open.offered_per_second,
+            open.dropped,
+            open.achieved_per_second,
+            open.seed
+        ));
+    }
+    text.push_str(&summary.verdict.to_string());
+    text.push_str("\n\n");
+    for line in server_lines(&summary.server) {
+        text.push_str(&format!("- {line}\n"));
+    }
+    text
 }
 
 /// A directory name for now: `2026-11-24T01-50-00Z`.

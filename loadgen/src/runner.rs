@@ -3,9 +3,10 @@
 
 use std::{
     collections::BTreeMap,
+    io::IsTerminal as _,
     net::SocketAddr,
     path::PathBuf,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -20,11 +21,15 @@ use crate::{
     chaos,
     chaos::{Admin, Timeline},
     latency::ResponseTimes,
+    live,
+    live::Live,
     metrics, profiles,
     profiles::{Model, Profile, ProfileName},
     report,
     report::{OpenLoad, RequestSummary, Summary},
-    scenarios, slo,
+    scenarios, server,
+    server::Server,
+    slo,
     slo::{Measured, Slo, Verdict},
 };
 
@@ -241,7 +246,8 @@ impl Loadgen {
         let stamp = report::timestamp(started);
         let skus = self.catalogue().await?;
         let report_dir = unique_dir(&self.config.reports_dir, &stamp)?;
-        let shared = scenarios::Shared::new(skus, stamp.clone());
+        let live = Arc::new(Live::default());
+        let shared = scenarios::Shared::new(skus, stamp.clone(), live.clone());
         let load = match &self.open {
             Some(open) => format!(
                 "open model, rate {} (peak {:.1} arrivals/s, {:?} spacing, seed {})",
@@ -279,6 +285,37 @@ impl Loadgen {
             let pool = open.pool(rates.peak_rate());
             (self.dispatch(open, &rates, pool), rates, pool)
         });
+        let current = self.open.is_some().then(|| {
+            Arc::new(Mutex::new(
+                first.as_ref().map(|(dispatcher, ..)| dispatcher.clone()),
+            ))
+        });
+        let (view_ended, view_until) = tokio::sync::watch::channel(false);
+        let view = {
+            let first = first.as_ref().map(|(dispatcher, ..)| dispatcher.clone());
+            let mut context = live::Context {
+                title: format!("{} · {:?} model", self.config.profile.as_str(), self.model)
+                    .to_lowercase(),
+                start: began,
+                total: match (&self.open, self.profile.name) {
+                    (_, ProfileName::Stress) => None,
+                    (Some(open), _) => Some(open.rates.duration()),
+                    (None, _) => Some(self.profile.duration()),
+                },
+                dispatcher: current.clone(),
+                timeline: self.timeline.clone(),
+                slo: self.slo.clone(),
+                order_ops_url: self.config.order_ops_url.clone(),
+                interval: self.config.progress_interval,
+            };
+            let (live, http) = (live.clone(), self.http.clone());
+            tokio::spawn(async move {
+                if let Some(first) = first {
+                    context.start = first.started().await;
+                }
+                live::show(live, context, http, view_until).await;
+            })
+        };
         let (load_ended, ended) = tokio::sync::watch::channel(false);
         let chaos = self.admin.clone().map(|admin| {
             let timeline = self.timeline.clone();
@@ -326,6 +363,10 @@ impl Loadgen {
                         (self.dispatch(open, &plan, pool), plan, pool)
                     }
                 };
+                if let Some(current) = &current {
+                    *current.lock().unwrap_or_else(|poison| poison.into_inner()) =
+                        Some(dispatcher.clone());
+                }
                 let run = self
                     .attack_open(dispatcher, &plan, pool_size, &shared, &html)
                     .await?;
@@ -475,6 +516,24 @@ impl Loadgen {
             }
             verdict.pass = verdict.rows.iter().all(|row| row.pass);
         }
+        let server = self.server_view(start.elapsed()).await;
+        if let Some(view) = &server.view {
+            if let Some(availability) = view.availability {
+                verdict.server.insert(
+                    "orders answered 201/202".into(),
+                    format!("{:.2} %", availability * 100.0),
+                );
+            }
+            if let Some(p99) = view.place_order_p99_ms {
+                verdict
+                    .server
+                    .insert("PlaceOrder p99".into(), format!("{p99:.0} ms"));
+            }
+            let answered = measured.confirmed + measured.pending;
+            let client_availability = answered as f64 / measured.orders.max(1) as f64;
+            verdict.findings =
+                server::findings(client_availability, measured.place_order_p99_ms, view);
+        }
 
         let total: u64 = requests.values().map(|r| r.total).sum();
         let open = self.open.as_ref().map(|open| OpenLoad {
@@ -488,6 +547,7 @@ impl Loadgen {
             achieved_per_second: offered.saturating_sub(dropped) as f64 / load_seconds.max(0.001),
         });
         let summary = Summary {
+            schema_version: report::SCHEMA_VERSION,
             profile: self.config.profile,
             model: self.model,
             open,
@@ -501,18 +561,33 @@ impl Loadgen {
             knee_rps,
             knee_arrivals_per_second: knee_rate,
             measured,
+            server: server.clone(),
             verdict: verdict.clone(),
         };
         report::write(&report_dir, &summary).map_err(|source| Error::Io {
             context: format!("cannot write {}", report_dir.join("summary.json").display()),
             source,
         })?;
-        println!("\n{verdict}\nreports: {}", report_dir.display());
+        let _ = view_ended.send(true);
+        let _ = view.await;
+        println!("\n{verdict}");
+        for line in report::server_lines(&server) {
+            println!("{line}");
+        }
+        println!("reports: {}", report_dir.display());
         Ok(Outcome {
             verdict,
             report_dir,
             summary,
         })
+    }
+
+    /// The server's view of the last `window` from `--prometheus-url` (`none`: not asked).
+    async fn server_view(&self, window: Duration) -> Server {
+        match self.config.prometheus_url.as_str() {
+            "none" => Server::unavailable("not asked (--prometheus-url none)"),
+            url => server::view(&self.http, url, window).await,
+        }
     }
 
     /// Reads the catalogue once: the SKUs buyers order, and proof the target serves.
@@ -628,10 +703,13 @@ impl Loadgen {
         let mut goose = GooseConfiguration::default();
         goose.host = Some(self.config.target_url.clone());
         goose.report_file = vec![html.display().to_string()];
-        goose.running_metrics = (self.config.running_metrics > 0 && !self.config.quiet)
-            .then_some(self.config.running_metrics);
-        goose.no_print_metrics = self.config.quiet;
-        goose.quiet = u8::from(self.config.quiet);
+        // On a terminal the live panel shows the run, and goose's own lines would break it:
+        // goose prints nothing there (its report.html has every table).
+        let quiet = self.config.quiet || std::io::stdout().is_terminal();
+        goose.running_metrics =
+            (self.config.running_metrics > 0 && !quiet).then_some(self.config.running_metrics);
+        goose.no_print_metrics = quiet;
+        goose.quiet = u8::from(quiet);
         goose.no_telnet = true;
         goose.timeout = Some(format!("{:.3}", self.config.request_timeout.as_secs_f64()));
         let mut attack = GooseAttack::initialize_with_config(goose).map_err(Box::new)?;
@@ -711,7 +789,7 @@ fn merge(into: &mut BTreeMap<String, RequestSummary>, from: BTreeMap<String, Req
 }
 
 /// The `order_payment_backlog` sample of a Prometheus exposition.
-fn backlog(exposition: &str) -> Option<f64> {
+pub(crate) fn backlog(exposition: &str) -> Option<f64> {
     exposition.lines().find_map(|line| {
         let rest = line.strip_prefix("order_payment_backlog")?;
         let value = rest.strip_prefix(' ').or_else(|| {

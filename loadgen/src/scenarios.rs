@@ -23,7 +23,7 @@ use goose::prelude::*;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::{arrivals::Dispatcher, latency::ResponseTimes};
+use crate::{arrivals::Dispatcher, latency::ResponseTimes, live::Live};
 
 /// Request names, as goose's metrics and the loadgen series label them.
 pub const GET_PRODUCTS: &str = "GetProducts";
@@ -33,23 +33,26 @@ pub const PLACE_ORDER: &str = "PlaceOrder";
 pub const GET_ORDER: &str = "GetOrder";
 
 /// What every user shares: the catalogue's SKUs, a counter for idempotency keys, the number
-/// of running users.
+/// of running users, and the live view's recorder.
 #[derive(Debug)]
 pub struct Shared {
     skus: Vec<String>,
     run_id: String,
     next_key: AtomicU64,
     users: AtomicUsize,
+    live: Arc<Live>,
 }
 
 impl Shared {
-    /// `skus` to order from (at least one); `run_id` makes idempotency keys unique per run.
-    pub fn new(skus: Vec<String>, run_id: String) -> Arc<Self> {
+    /// `skus` to order from (at least one); `run_id` makes idempotency keys unique per run;
+    /// every answer is also recorded in `live`.
+    pub fn new(skus: Vec<String>, run_id: String, live: Arc<Live>) -> Arc<Self> {
         Arc::new(Self {
             skus,
             run_id,
             next_key: AtomicU64::new(0),
             users: AtomicUsize::new(0),
+            live,
         })
     }
 }
@@ -66,9 +69,13 @@ pub fn scenarios(
         .set_wait_time(think.0, think.1)?
         .register_transaction(user_starts(shared))
         .register_transaction(user_stops(shared))
-        .register_transaction(Transaction::new(Arc::new(|user| {
-            Box::pin(get_products(user))
-        })));
+        .register_transaction({
+            let shared = shared.clone();
+            Transaction::new(Arc::new(move |user| {
+                let shared = shared.clone();
+                Box::pin(async move { get_products_from(user, &shared, None).await })
+            }))
+        });
     if browse_only {
         return Ok(vec![browse]);
     }
@@ -108,7 +115,7 @@ pub fn open(
                 if due.buys {
                     place_and_follow(user, &shared, from).await
                 } else {
-                    get_products_from(user, from).await
+                    get_products_from(user, &shared, from).await
                 }
             })
         })))
@@ -143,21 +150,21 @@ fn user_stops(shared: &Arc<Shared>) -> Transaction {
     .set_on_stop()
 }
 
-async fn get_products(user: &mut GooseUser) -> TransactionResult {
-    get_products_from(user, None).await
-}
-
 /// An arrival's due moment and where its response times go (open model only).
 type From<'a> = Option<(Instant, &'a ResponseTimes)>;
 
-async fn get_products_from(user: &mut GooseUser, from: From<'_>) -> TransactionResult {
+async fn get_products_from(
+    user: &mut GooseUser,
+    shared: &Shared,
+    from: From<'_>,
+) -> TransactionResult {
     let request = GooseRequest::builder()
         .method(GooseMethod::Get)
         .path("/v1/products")
         .name(GET_PRODUCTS)
         .build();
     let goose = user.request(request).await?;
-    record(GET_PRODUCTS, &goose, from);
+    record(GET_PRODUCTS, &goose, shared, from);
     Ok(())
 }
 
@@ -184,7 +191,7 @@ async fn place_and_follow(
         .set_request_builder(builder)
         .build();
     let mut goose = user.request(request).await?;
-    record(PLACE_ORDER, &goose, from);
+    record(PLACE_ORDER, &goose, shared, from);
     let (status, location) = match &goose.response {
         Ok(response) => (
             Some(response.status().as_u16()),
@@ -210,13 +217,19 @@ async fn place_and_follow(
         record(
             GET_ORDER,
             &goose,
+            shared,
             from.map(|(_, times)| (Instant::now(), times)),
         );
     }
     Ok(())
 }
 
-fn record(name: &'static str, goose: &goose::goose::GooseResponse, from: From<'_>) {
+fn record(
+    name: &'static str,
+    goose: &goose::goose::GooseResponse,
+    shared: &Shared,
+    from: From<'_>,
+) {
     let status = goose
         .response
         .as_ref()
@@ -225,8 +238,20 @@ fn record(name: &'static str, goose: &goose::goose::GooseResponse, from: From<'_
     let service = std::time::Duration::from_millis(goose.request.response_time)
         + std::time::Duration::from_micros(u64::from(goose.request.response_time_fraction_us));
     crate::metrics::request(name, status, service.as_secs_f64());
+    let mut elapsed = service;
     if let Some((due, times)) = from {
         // From the schedule: the service time, or longer if the arrival waited to be sent.
-        times.record(name, due.elapsed().max(service));
+        elapsed = due.elapsed().max(service);
+        times.record(name, elapsed);
     }
+    // The root cause of a transport error ("Connection refused (os error 111)"), not
+    // reqwest's "error sending request for url (...)".
+    let error = goose.response.as_ref().err().map(|error| {
+        let mut cause: &dyn std::error::Error = error;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        cause.to_string()
+    });
+    shared.live.record(name, status, elapsed, error.as_deref());
 }

@@ -14,7 +14,7 @@
 //! Under the open model the PlaceOrder p99 is the response time from each arrival's
 //! scheduled moment, so waiting to be sent counts.
 
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path};
 
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +134,13 @@ pub struct Verdict {
     pub rows: Vec<Row>,
     /// True only if every row passed.
     pub pass: bool,
+    /// The server's figure for a row, by the row's SLO name, where Prometheus has one (the
+    /// verdict is the client's; this column is there to compare).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub server: BTreeMap<String, String>,
+    /// Where the client's and the server's figures disagree beyond tolerance.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
 }
 
 fn share(part: u64, whole: u64) -> f64 {
@@ -211,45 +218,53 @@ pub fn evaluate(slo: &Slo, measured: &Measured) -> Verdict {
         });
     }
     let pass = rows.iter().all(|row| row.pass);
-    Verdict { rows, pass }
+    Verdict {
+        rows,
+        pass,
+        server: BTreeMap::new(),
+        findings: Vec::new(),
+    }
 }
 
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let headers = ["SLO", "target", "measured", "result"];
-        let cells: Vec<[String; 4]> = self
+        let with_server = !self.server.is_empty();
+        let mut headers = vec!["SLO", "target", "measured"];
+        if with_server {
+            headers.push("server");
+        }
+        headers.push("result");
+        let cells: Vec<Vec<String>> = self
             .rows
             .iter()
             .map(|row| {
-                [
-                    row.slo.clone(),
-                    row.target.clone(),
-                    row.measured.clone(),
-                    if row.pass { "PASS" } else { "FAIL" }.to_owned(),
-                ]
+                let mut cells = vec![row.slo.clone(), row.target.clone(), row.measured.clone()];
+                if with_server {
+                    cells.push(
+                        self.server
+                            .get(&row.slo)
+                            .cloned()
+                            .unwrap_or_else(|| "-".into()),
+                    );
+                }
+                cells.push(if row.pass { "PASS" } else { "FAIL" }.to_owned());
+                cells
             })
             .collect();
-        let mut widths = headers.map(str::len);
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
         for row in &cells {
             for (width, cell) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
             }
         }
-        let line = |f: &mut std::fmt::Formatter<'_>, row: [&str; 4]| {
-            writeln!(
-                f,
-                "| {:<w0$} | {:<w1$} | {:<w2$} | {:<w3$} |",
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2],
-                w3 = widths[3]
-            )
+        let line = |f: &mut std::fmt::Formatter<'_>, row: &[&str]| {
+            write!(f, "|")?;
+            for (cell, width) in row.iter().zip(&widths) {
+                write!(f, " {cell:<width$} |")?;
+            }
+            writeln!(f)
         };
-        line(f, headers)?;
+        line(f, &headers)?;
         writeln!(
             f,
             "|{}|",
@@ -260,7 +275,10 @@ impl std::fmt::Display for Verdict {
                 .join("|")
         )?;
         for row in &cells {
-            line(f, [&row[0], &row[1], &row[2], &row[3]])?;
+            line(f, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
+        }
+        for finding in &self.findings {
+            writeln!(f, "finding: {finding}")?;
         }
         write!(
             f,

@@ -230,6 +230,10 @@ class ComposeStackTests(unittest.TestCase):
         summary = report / "summary.json"
         self.assertTrue(summary.exists(), list(report.iterdir()))
         self.assertEqual(summary.stat().st_uid, os.getuid())
+        # loadgen asked the compose Prometheus for the server's view (LOADGEN_PROMETHEUS_URL).
+        server = json.loads(summary.read_text())["server"]
+        self.assertTrue(server["available"], server)
+        self.figures["server_alerts_fired"] = server["view"]["alerts_fired"]
         sent = json.loads(summary.read_text())["requests"]
         self.figures["requests"] = {name: counts["total"] for name, counts in sent.items()}
         self.assertGreater(sent["PlaceOrder"]["total"], 0)

@@ -312,6 +312,8 @@ async fn every_panel_rule_and_alert_holds_on_live_data_through_a_payment_outage(
             "127.0.0.1:0",
             "--reports-dir",
             &reports_dir,
+            "--prometheus-url",
+            &prometheus.url,
             "--running-metrics",
             "0",
             "--quiet",
@@ -434,5 +436,64 @@ async fn every_panel_rule_and_alert_holds_on_live_data_through_a_payment_outage(
         recording >= 30 && alerting >= 12,
         "{recording} recording rules, {alerting} alerts"
     );
-    drop(loadgen);
+
+    // loadgen's verdict from both sides: when the run ends it asks this Prometheus about the
+    // same minutes. The outage opened the breaker and fired CircuitBreakerOpen; orders fell
+    // back to PAYMENT_PENDING, which both sides count as answered, so they agree.
+    let exit = tokio::time::timeout(Duration::from_secs(180), loadgen.wait())
+        .await
+        .expect("loadgen ends after the outage heals")
+        .expect("loadgen's exit");
+    let run = std::fs::read_dir(reports.path())
+        .expect("reports")
+        .map(|entry| entry.expect("entry").path())
+        .next()
+        .expect("a report directory");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).expect("summary.json"))
+            .expect("summary parses");
+    let server = &summary["server"];
+    assert_eq!(server["available"], true, "{server} (exit {exit:?})");
+    let view = &server["view"];
+    let fired: Vec<&str> = view["alerts_fired"]
+        .as_array()
+        .expect("alerts fired")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(fired.contains(&"CircuitBreakerOpen"), "{view}");
+    assert!(
+        view["breaker_open_s"].as_f64().unwrap_or(0.0) > 30.0,
+        "{view}"
+    );
+    assert!(
+        view["fallbacks"]["breaker_open"].as_f64().unwrap_or(0.0) > 0.0,
+        "{view}"
+    );
+    assert!(view["peak_backlog"].as_f64().unwrap_or(0.0) > 0.0, "{view}");
+    let availability = view["availability"].as_f64().expect("server availability");
+    assert!(availability > 0.99, "{view}");
+    assert!(
+        view["availability_budget_burned"].as_f64().is_some()
+            && view["latency_budget_burned"].as_f64().is_some(),
+        "{view}"
+    );
+    let findings = summary["verdict"]["findings"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(
+        findings, 0,
+        "client and server agree: {}",
+        summary["verdict"]
+    );
+    assert!(
+        summary["verdict"]["server"]["orders answered 201/202"].is_string(),
+        "{}",
+        summary["verdict"]
+    );
+    let markdown = std::fs::read_to_string(run.join("summary.md")).expect("summary.md");
+    assert!(
+        markdown.contains("alerts fired: ") && markdown.contains("CircuitBreakerOpen"),
+        "{markdown}"
+    );
 }

@@ -37,7 +37,8 @@ pub struct Stack {
     pub order_http: SocketAddr,
     pub order_ops: SocketAddr,
     pub payment_ops: SocketAddr,
-    _servers: (Running, Running),
+    order_server: Running,
+    _payment_server: Running,
     _dir: tempfile::TempDir,
 }
 
@@ -102,8 +103,16 @@ impl Stack {
             order_http,
             order_ops,
             payment_ops,
-            _servers: (payment_running, Running(Some(stop))),
+            _payment_server: payment_running,
+            order_server: Running(Some(stop)),
             _dir: dir,
+        }
+    }
+
+    /// Stops order: its ports refuse connections from then on (payment keeps running).
+    pub fn stop_order(&mut self) {
+        if let Some(stop) = self.order_server.0.take() {
+            let _ = stop.send(());
         }
     }
 
@@ -123,6 +132,9 @@ impl Stack {
             &reports.display().to_string(),
             "--running-metrics",
             "0",
+            // Nothing listens there: the server's view is unavailable, and says so.
+            "--prometheus-url",
+            "http://127.0.0.1:9",
         ]
         .iter()
         .map(|arg| (*arg).to_owned())
@@ -144,8 +156,24 @@ pub struct Exit {
 /// at two minutes.
 pub async fn loadgen_binary(args: &[String]) -> Exit {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    command.args(&args[1..]);
+    run_bounded(command).await
+}
+
+/// Runs the `loadgen` binary with `args` on a pseudo-terminal (util-linux `script`), bounded
+/// at two minutes: what a user at a terminal sees, as `stdout`.
+pub async fn loadgen_on_a_terminal(args: &[String]) -> Exit {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_loadgen").to_owned())
+        .chain(args[1..].iter().map(|arg| format!("'{arg}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut command = tokio::process::Command::new("script");
+    command.args(["-qfec", &line, "/dev/null"]);
+    run_bounded(command).await
+}
+
+async fn run_bounded(mut command: tokio::process::Command) -> Exit {
     command
-        .args(&args[1..])
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env("OTEL_SDK_DISABLED", "true")
         .env("RUST_LOG", "warn")

@@ -4,5 +4,6 @@
 
 mod helpers;
 mod hostile;
+mod live;
 mod open;
 mod runs;

@@ -17,6 +17,13 @@ async fn smoke_without_chaos_passes_and_writes_both_reports() {
     let exit = loadgen_binary(&stack.args(reports.path(), &["--profile", "smoke"])).await;
     assert_eq!(exit.code, Some(0), "{}\n{}", exit.stdout, exit.stderr);
     assert!(exit.stdout.contains("verdict: PASS"), "{}", exit.stdout);
+    // No Prometheus answers (helpers point it at a closed port): the verdict is the client's.
+    assert!(
+        exit.stdout
+            .contains("server view unavailable: Prometheus at http://127.0.0.1:9"),
+        "{}",
+        exit.stdout
+    );
 
     let dir = report_dir(reports.path());
     let summary: Value = serde_json::from_slice(
@@ -24,6 +31,11 @@ async fn smoke_without_chaos_passes_and_writes_both_reports() {
     )
     .expect("summary.json parses");
     assert_eq!(summary["verdict"]["pass"], true);
+    assert_eq!(summary["schema_version"], 2);
+    assert_eq!(summary["server"]["available"], false);
+    let markdown = std::fs::read_to_string(dir.join("summary.md")).expect("summary.md written");
+    assert!(markdown.contains("| orders answered 201/202"), "{markdown}");
+    assert!(markdown.contains("server view unavailable"), "{markdown}");
     for request in ["GetProducts", "PlaceOrder", "GetOrder"] {
         let total = summary["requests"][request]["total"].as_u64().unwrap_or(0);
         assert!(total > 0, "{request} was sent: {summary}");
