@@ -670,7 +670,7 @@ impl Loadgen {
             goose::trigger_killswitch("the arrival schedule is over");
         });
         let scenario = scenarios::open(shared, dispatcher.clone(), times.clone());
-        let goose = self.attack_with(&plan, vec![scenario], html).await;
+        let goose = self.attack_with(&plan, vec![scenario], true, html).await;
         stopper.abort();
         Ok(OpenRun {
             goose: goose?,
@@ -690,14 +690,19 @@ impl Loadgen {
         let browse_only = self.profile.name == ProfileName::Catalogue;
         let scenarios =
             scenarios::scenarios(shared, self.profile.think, browse_only).map_err(Box::new)?;
-        self.attack_with(plan, scenarios, html).await
+        self.attack_with(plan, scenarios, false, html).await
     }
 
-    /// One goose run of `plan` with `scenarios`, writing goose's HTML report to `html`.
+    /// One goose run of `plan` with `scenarios`, writing goose's HTML report to `html`. With
+    /// `shared_client` every user sends through one HTTP client (the open model: a pool of
+    /// users serves arrivals, not shoppers keeping their own connections, so the connections
+    /// to order follow the answers in flight rather than the pool's size, and a large pool
+    /// starts at once).
     async fn attack_with(
         &self,
         plan: &[profiles::Step],
         scenarios: Vec<Scenario>,
+        shared_client: bool,
         html: &std::path::Path,
     ) -> Result<goose::metrics::GooseMetrics, Error> {
         let mut goose = GooseConfiguration::default();
@@ -713,6 +718,13 @@ impl Loadgen {
         goose.no_telnet = true;
         goose.timeout = Some(format!("{:.3}", self.config.request_timeout.as_secs_f64()));
         let mut attack = GooseAttack::initialize_with_config(goose).map_err(Box::new)?;
+        if shared_client {
+            attack = attack
+                .set_client_builder_without_cookies(
+                    goose::client::GooseClientBuilder::new().without_cookies(),
+                )
+                .map_err(Box::new)?;
+        }
         for scenario in scenarios {
             attack = attack.register_scenario(scenario);
         }
