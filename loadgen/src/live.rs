@@ -207,16 +207,20 @@ pub async fn show(
         let order = order_state(&http, &context.order_ops_url).await;
         let now = Snapshot::take(&live, &context);
         let errors = live.take_errors();
-        let rates = now.rates_since(&last, every);
+        let frame = Frame {
+            live: &live,
+            context: &context,
+            now: &now,
+            rates: now.rates_since(&last, every),
+            order: &order,
+            errors: &errors,
+        };
         match &panel {
             Some(bar) => {
                 bar.set_position(context.start.elapsed().as_secs());
-                bar.set_message(panel_text(&live, &context, &now, rates, &order, &errors));
+                bar.set_message(frame.panel());
             }
-            None => println!(
-                "{}",
-                line_text(&live, &context, &now, rates, &order, &errors)
-            ),
+            None => println!("{}", frame.line()),
         }
         last = now;
     }
@@ -292,6 +296,28 @@ async fn order_state(http: &reqwest::Client, ops_url: &str) -> OrderState {
         breaker,
         backlog: crate::runner::backlog(&text),
     }
+}
+
+impl OrderState {
+    /// "breaker closed · backlog 42", joined by `separator`.
+    fn text(&self, separator: &str) -> String {
+        format!(
+            "breaker {}{separator}backlog {}",
+            self.breaker.as_deref().unwrap_or("unknown"),
+            self.backlog
+                .map_or_else(|| "unknown".to_owned(), |backlog| format!("{backlog:.0}"))
+        )
+    }
+}
+
+/// "201 12 · 202 3 · …", joined by `separator`.
+fn classes_text(live: &Live, separator: &str) -> String {
+    CLASSES
+        .iter()
+        .enumerate()
+        .map(|(index, class)| format!("{class} {}", live.class(index)))
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 fn clock(duration: Duration) -> String {
@@ -402,16 +428,30 @@ fn progress(context: &Context) -> String {
     }
 }
 
-fn panel_text(
-    live: &Live,
-    context: &Context,
-    now: &Snapshot,
-    (offered, achieved, answered): (f64, f64, f64),
-    order: &OrderState,
-    errors: &BTreeMap<String, (u64, String)>,
-) -> String {
-    let mut lines = vec![format!("{} {}", context.title, progress(context))];
-    lines.push(if context.dispatcher.is_some() {
+/// One redraw's figures.
+struct Frame<'a> {
+    live: &'a Live,
+    context: &'a Context,
+    now: &'a Snapshot,
+    /// Offered, achieved and answered per second since the last redraw.
+    rates: (f64, f64, f64),
+    order: &'a OrderState,
+    errors: &'a BTreeMap<String, (u64, String)>,
+}
+
+impl Frame<'_> {
+    /// The terminal panel.
+    fn panel(&self) -> String {
+        let &Frame {
+            live,
+            context,
+            now,
+            rates: (offered, achieved, answered),
+            order,
+            errors,
+        } = self;
+        let mut lines = vec![format!("{} {}", context.title, progress(context))];
+        lines.push(if context.dispatcher.is_some() {
         format!(
             "rate     offered {offered:.1}/s · achieved {achieved:.1}/s · answers {answered:.1}/s · dropped {}",
             now.dropped
@@ -419,73 +459,49 @@ fn panel_text(
     } else {
         format!("rate     answers {answered:.1}/s")
     });
-    lines.push(match live.recent() {
-        Some((p50, p99)) => format!("latency  p50 {p50:.1} ms · p99 {p99:.1} ms (last 10 s)"),
-        None => "latency  no answer in the last 10 s".into(),
-    });
-    lines.push(format!(
-        "answers  {}",
-        CLASSES
-            .iter()
-            .enumerate()
-            .map(|(index, class)| format!("{class} {}", live.class(index)))
-            .collect::<Vec<_>>()
-            .join(" · ")
-    ));
-    lines.push(format!(
-        "order    breaker {} · backlog {}",
-        order.breaker.as_deref().unwrap_or("unknown"),
-        order
-            .backlog
-            .map_or_else(|| "unknown".to_owned(), |backlog| format!("{backlog:.0}"))
-    ));
-    lines.push(format!("chaos    {}", chaos_text(context)));
-    lines.push(format!("SLOs     {}", standing(live, context, now)));
-    if let Some(errors) = errors_text(errors) {
-        lines.push(format!("errors   {errors}"));
+        lines.push(match live.recent() {
+            Some((p50, p99)) => format!("latency  p50 {p50:.1} ms · p99 {p99:.1} ms (last 10 s)"),
+            None => "latency  no answer in the last 10 s".into(),
+        });
+        lines.push(format!("answers  {}", classes_text(live, " · ")));
+        lines.push(format!("order    {}", order.text(" · ")));
+        lines.push(format!("chaos    {}", chaos_text(context)));
+        lines.push(format!("SLOs     {}", standing(live, context, now)));
+        if let Some(errors) = errors_text(errors) {
+            lines.push(format!("errors   {errors}"));
+        }
+        lines.join("\n")
     }
-    lines.join("\n")
-}
 
-fn line_text(
-    live: &Live,
-    context: &Context,
-    now: &Snapshot,
-    (offered, achieved, answered): (f64, f64, f64),
-    order: &OrderState,
-    errors: &BTreeMap<String, (u64, String)>,
-) -> String {
-    let mut parts = vec![format!("progress {}", progress(context))];
-    if context.dispatcher.is_some() {
-        parts.push(format!(
-            "offered {offered:.1}/s achieved {achieved:.1}/s dropped {}",
-            now.dropped
-        ));
+    /// The plain line.
+    fn line(&self) -> String {
+        let &Frame {
+            live,
+            context,
+            now,
+            rates: (offered, achieved, answered),
+            order,
+            errors,
+        } = self;
+        let mut parts = vec![format!("progress {}", progress(context))];
+        if context.dispatcher.is_some() {
+            parts.push(format!(
+                "offered {offered:.1}/s achieved {achieved:.1}/s dropped {}",
+                now.dropped
+            ));
+        }
+        parts.push(format!("answers {answered:.1}/s"));
+        if let Some((p50, p99)) = live.recent() {
+            parts.push(format!("p50 {p50:.1} ms p99 {p99:.1} ms"));
+        }
+        parts.push(classes_text(live, " "));
+        parts.push(order.text(" "));
+        parts.push(format!("chaos {}", chaos_text(context)));
+        if let Some(errors) = errors_text(errors) {
+            parts.push(format!("errors {errors}"));
+        }
+        parts.join(" | ")
     }
-    parts.push(format!("answers {answered:.1}/s"));
-    if let Some((p50, p99)) = live.recent() {
-        parts.push(format!("p50 {p50:.1} ms p99 {p99:.1} ms"));
-    }
-    parts.push(
-        CLASSES
-            .iter()
-            .enumerate()
-            .map(|(index, class)| format!("{class} {}", live.class(index)))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    parts.push(format!(
-        "breaker {} backlog {}",
-        order.breaker.as_deref().unwrap_or("unknown"),
-        order
-            .backlog
-            .map_or_else(|| "unknown".to_owned(), |backlog| format!("{backlog:.0}"))
-    ));
-    parts.push(format!("chaos {}", chaos_text(context)));
-    if let Some(errors) = errors_text(errors) {
-        parts.push(format!("errors {errors}"));
-    }
-    parts.join(" | ")
 }
 
 #[cfg(test)]
