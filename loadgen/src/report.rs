@@ -42,7 +42,7 @@ pub struct OpenLoad {
     pub offered: u64,
     /// Arrivals dropped for want of a free user.
     pub dropped: u64,
-    /// Arrivals per second offered over the load.
+    /// Arrivals per second offered over the schedule's length.
     pub offered_per_second: f64,
     /// Arrivals per second served (offered less dropped).
     pub achieved_per_second: f64,

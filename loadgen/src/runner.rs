@@ -336,6 +336,7 @@ impl Loadgen {
         let mut stress_rows = Vec::new();
         let times = Arc::new(ResponseTimes::default());
         let (mut offered, mut dropped, mut pool) = (0, 0, 0);
+        let mut scheduled_seconds = 0.0;
         if let (ProfileName::Stress, Some(open)) = (self.profile.name, &self.open) {
             let mut held: Option<(f64, f64)> = None; // (arrivals/s, requests/s)
             let mut broke: Option<f64> = None;
@@ -394,6 +395,7 @@ impl Loadgen {
                 );
                 merge(&mut requests, rung_requests);
                 times.merge(&run.times);
+                scheduled_seconds += plan.duration().as_secs_f64();
                 (offered, dropped, pool) = (
                     offered + run.offered,
                     dropped + run.dropped,
@@ -420,6 +422,7 @@ impl Loadgen {
             report::requests(&run.goose, &mut requests);
             report::response_times(&run.times, &mut requests);
             (offered, dropped, pool) = (run.offered, run.dropped, pool_size);
+            scheduled_seconds = rates.duration().as_secs_f64();
         } else if self.profile.name == ProfileName::Stress {
             for (rung, users) in self.profile.ladder.iter().enumerate() {
                 let plan = profiles::rung_plan(*users, self.profile.rung);
@@ -543,8 +546,10 @@ impl Loadgen {
             max_users: pool,
             offered,
             dropped,
-            offered_per_second: offered as f64 / load_seconds.max(0.001),
-            achieved_per_second: offered.saturating_sub(dropped) as f64 / load_seconds.max(0.001),
+            // Over the schedule's own length (the load also waits for its last answers).
+            offered_per_second: offered as f64 / scheduled_seconds.max(0.001),
+            achieved_per_second: offered.saturating_sub(dropped) as f64
+                / scheduled_seconds.max(0.001),
         });
         let summary = Summary {
             schema_version: report::SCHEMA_VERSION,

@@ -43,6 +43,10 @@ async fn five_hundred_arrivals_a_second_for_ten_seconds_send_five_thousand() {
     let open = &summary["open"];
     assert_eq!(summary["model"], "open", "{}", exit.stdout);
     assert_eq!(open["offered"], 5000, "{open}");
+    let per_second = open["offered_per_second"]
+        .as_f64()
+        .expect("offered per second");
+    assert!((495.0..=505.0).contains(&per_second), "{open}");
     let sent = total(&summary, "GetProducts") + total(&summary, "PlaceOrder");
     let served = 5000 - open["dropped"].as_u64().expect("dropped");
     assert_eq!(
