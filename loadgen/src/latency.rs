@@ -7,6 +7,8 @@ use std::{collections::BTreeMap, sync::Mutex, time::Duration};
 
 use hdrhistogram::Histogram;
 
+use crate::lock;
+
 /// Microseconds, three significant digits, up to an hour.
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant, valid bounds")
@@ -24,10 +26,7 @@ impl ResponseTimes {
         let micros = u64::try_from(elapsed.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut by_request = self
-            .by_request
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut by_request = lock(&self.by_request);
         by_request
             .entry(request)
             .or_insert_with(histogram)
@@ -36,10 +35,7 @@ impl ResponseTimes {
 
     /// The `quantile` (0 to 1) of `request`'s response times, milliseconds.
     pub fn quantile_ms(&self, request: &str, quantile: f64) -> Option<f64> {
-        let by_request = self
-            .by_request
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let by_request = lock(&self.by_request);
         by_request
             .get(request)
             .filter(|histogram| !histogram.is_empty())
@@ -48,14 +44,8 @@ impl ResponseTimes {
 
     /// Adds `other`'s response times to these.
     pub fn merge(&self, other: &ResponseTimes) {
-        let theirs = other
-            .by_request
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let mut ours = self
-            .by_request
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let theirs = lock(&other.by_request);
+        let mut ours = lock(&self.by_request);
         for (request, histogram) in theirs.iter() {
             let entry = ours.entry(request).or_insert_with(self::histogram);
             // Same bounds on both sides: adding cannot fail.
@@ -65,10 +55,7 @@ impl ResponseTimes {
 
     /// The request names recorded.
     pub fn requests(&self) -> Vec<&'static str> {
-        let by_request = self
-            .by_request
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let by_request = lock(&self.by_request);
         by_request.keys().copied().collect()
     }
 }

@@ -46,6 +46,22 @@ pub use config::Config;
 pub use runner::{Loadgen, Outcome, run};
 pub use slo::Verdict;
 
+/// `mutex`'s guard, also after a panic elsewhere poisoned it: every value loadgen keeps under
+/// a lock (counts, histograms) stays valid whatever a panicking holder left half done.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// The innermost error of a chain ("Connection refused (os error 111)"), without what the
+/// outer ones repeat (reqwest's "error sending request for url (...)").
+pub(crate) fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
 /// Why loadgen could not give a verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

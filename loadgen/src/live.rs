@@ -20,7 +20,7 @@ use std::{
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
-use crate::{arrivals::Dispatcher, chaos::Timeline, slo::Slo};
+use crate::{arrivals::Dispatcher, chaos::Timeline, lock, slo::Slo};
 
 /// The answer classes the panel counts.
 const CLASSES: [&str; 7] = ["201", "202", "402", "4xx", "5xx", "shed", "transport"];
@@ -58,10 +58,6 @@ impl Default for Live {
             began: Instant::now(),
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl Live {

@@ -365,8 +365,7 @@ impl Loadgen {
                     }
                 };
                 if let Some(current) = &current {
-                    *current.lock().unwrap_or_else(|poison| poison.into_inner()) =
-                        Some(dispatcher.clone());
+                    *crate::lock(current) = Some(dispatcher.clone());
                 }
                 let run = self
                     .attack_open(dispatcher, &plan, pool_size, &shared, &html)

@@ -244,14 +244,10 @@ fn record(
         elapsed = due.elapsed().max(service);
         times.record(name, elapsed);
     }
-    // The root cause of a transport error ("Connection refused (os error 111)"), not
-    // reqwest's "error sending request for url (...)".
-    let error = goose.response.as_ref().err().map(|error| {
-        let mut cause: &dyn std::error::Error = error;
-        while let Some(source) = cause.source() {
-            cause = source;
-        }
-        cause.to_string()
-    });
+    let error = goose
+        .response
+        .as_ref()
+        .err()
+        .map(|error| crate::root_cause(error));
     shared.live.record(name, status, elapsed, error.as_deref());
 }

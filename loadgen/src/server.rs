@@ -180,7 +180,7 @@ async fn query(
         .timeout(QUERY_TIMEOUT)
         .send()
         .await
-        .map_err(|error| format!("Prometheus at {url}: {}", root_cause(&error)))?;
+        .map_err(|error| format!("Prometheus at {url}: {}", crate::root_cause(&error)))?;
     let status = response.status();
     let body: Value = response
         .json()
@@ -193,16 +193,6 @@ async fn query(
         ));
     }
     Ok(samples(&body["data"]))
-}
-
-/// The innermost error of a chain ("Connection refused (os error 111)"), without the URL
-/// and query that reqwest's own message repeats.
-fn root_cause(error: &dyn std::error::Error) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 /// The samples of an instant query's `data` (a vector; a scalar has no labels).
