@@ -99,23 +99,15 @@ async fn the_admin_body_rule_refuses_other_types_and_large_bodies_as_problems() 
         ("application/jsonp", force.clone(), 415),
         ("application/json", large, 413),
     ] {
-        let response = order
-            .http
-            .put(&url)
-            .bearer_auth(ADMIN_TOKEN)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("answered");
-        assert_eq!(response.status().as_u16(), expected, "{content_type:?}");
-        assert_eq!(
-            response.headers().get("content-type").map(|v| v.as_bytes()),
-            Some(&b"application/problem+json"[..]),
-            "{content_type:?}"
-        );
-        let problem: Value = response.json().await.expect("a JSON body");
-        assert_eq!(problem["status"], expected);
+        telemetry::testing::admin_refusal(
+            &order.http,
+            &url,
+            ADMIN_TOKEN,
+            content_type,
+            body,
+            expected,
+        )
+        .await;
         assert_eq!(order.app.payment().breaker().state().as_str(), "closed");
     }
     let taken = order
