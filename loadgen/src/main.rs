@@ -13,10 +13,8 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     // goose logs a warning for each failed request; the live view counts them and summarises
-    // them once per interval instead (unless RUST_LOG names goose itself).
-    if !config.telemetry.log_filter.contains("goose") {
-        config.telemetry.log_filter.push_str(",goose=error");
-    }
+    // them once per interval instead.
+    config.telemetry.quiet("goose=error");
     let mut telemetry = match telemetry::init(
         &config.telemetry,
         telemetry::ServiceInfo {

@@ -55,6 +55,18 @@ pub struct TelemetryArgs {
     pub otel_metrics_exporter: MetricsExporter,
 }
 
+impl TelemetryArgs {
+    /// Quiets a noisy dependency's logs with `directive` (`target=level`), unless the
+    /// operator's filter names that target: the rule [`init`](crate::init) applies to the
+    /// OpenTelemetry exporter's own logs.
+    pub fn quiet(&mut self, directive: &str) {
+        if !crate::logs::names_target(&self.log_filter, directive) {
+            self.log_filter.push(',');
+            self.log_filter.push_str(directive);
+        }
+    }
+}
+
 impl Default for TelemetryArgs {
     fn default() -> Self {
         Self {
@@ -147,6 +159,17 @@ mod tests {
             cli.telemetry.otel_metrics_exporter,
             MetricsExporter::Prometheus
         );
+    }
+
+    #[test]
+    fn a_quieted_dependency_stays_as_the_operator_named_it() {
+        let mut cli = Cli::try_parse_from(["svc", "--log-filter", "info"]).expect("valid");
+        cli.telemetry.quiet("goose=error");
+        assert_eq!(cli.telemetry.log_filter, "info,goose=error");
+        let mut cli =
+            Cli::try_parse_from(["svc", "--log-filter", "info,goose=debug"]).expect("valid");
+        cli.telemetry.quiet("goose=error");
+        assert_eq!(cli.telemetry.log_filter, "info,goose=debug");
     }
 
     #[test]

@@ -33,13 +33,18 @@ pub(crate) fn filter(
 ) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
     let mut filter = EnvFilter::builder().parse(directives)?;
     for quiet in QUIET {
-        // Only where the operator did not name the target themselves.
-        let target = quiet.split('=').next().unwrap_or_default();
-        if !directives.contains(target) {
+        if !names_target(directives, quiet) {
             filter = filter.add_directive(quiet.parse()?);
         }
     }
     Ok(filter)
+}
+
+/// Whether the operator's `directives` name the target of `directive` (`target=level`)
+/// themselves: a quieting directive is added only where they do not.
+pub(crate) fn names_target(directives: &str, directive: &str) -> bool {
+    let target = directive.split('=').next().unwrap_or_default();
+    directives.contains(target)
 }
 
 pub(crate) fn layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync>
