@@ -82,12 +82,47 @@ pub struct Summary {
     /// For `stress` under the open model: the highest arrival rate at which every SLO held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub knee_arrivals_per_second: Option<f64>,
+    /// For `stress`: each rung as it ran, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rungs: Vec<Rung>,
     /// What the SLOs were judged on: orders by answer, p99, 5xx, backlog drain.
     pub measured: crate::slo::Measured,
     /// The server's view from Prometheus, or why there is none.
     pub server: crate::server::Server,
     /// The verdict.
     pub verdict: Verdict,
+}
+
+/// One rung of the `stress` ladder.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rung {
+    /// Open model: the arrivals per second the rung offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrivals_per_second: Option<f64>,
+    /// Closed model: the rung's users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<usize>,
+    /// Requests answered per second.
+    pub requests_per_second: f64,
+    /// Every SLO held.
+    pub held: bool,
+    /// "every SLO held", or the SLOs that broke with their figures.
+    pub verdict: String,
+}
+
+impl std::fmt::Display for Rung {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.arrivals_per_second, self.users) {
+            (Some(rate), _) => write!(f, "{rate:.1} arrivals/s")?,
+            (None, Some(users)) => write!(f, "{users} users")?,
+            (None, None) => write!(f, "?")?,
+        }
+        write!(
+            f,
+            ": {:.1} requests/s: {}",
+            self.requests_per_second, self.verdict
+        )
+    }
 }
 
 /// Adds goose's per-request counts from `metrics` into `into`.

@@ -56,10 +56,10 @@ struct Open {
 
 impl Open {
     fn new(config: &Config, profile: &Profile, slo: &Slo) -> Result<Self, Error> {
-        if profile.name == ProfileName::Catalogue {
+        if profile.name == ProfileName::Catalogue && profile.rates.stages.is_empty() {
             return Err(Error::Usage(
-                "--model open: catalogue is the closed-model throughput benchmark (as wrk is); \
-                 use --model closed or another profile"
+                "--model open: catalogue has no arrival rates of its own; give them with \
+                 --stages (GET /v1/products at a fixed rate, as oha -q offers it)"
                     .into(),
             ));
         }
@@ -334,19 +334,20 @@ impl Loadgen {
         let mut knee_users = 0;
         let mut knee_rate = None;
         let mut stress_rows = Vec::new();
+        let mut rungs = Vec::new();
         let times = Arc::new(ResponseTimes::default());
         let (mut offered, mut dropped, mut pool) = (0, 0, 0);
         let mut scheduled_seconds = 0.0;
         if let (ProfileName::Stress, Some(open)) = (self.profile.name, &self.open) {
             let mut held: Option<(f64, f64)> = None; // (arrivals/s, requests/s)
             let mut broke: Option<f64> = None;
-            let mut rungs = open.ladder.iter().copied();
+            let mut ladder = open.ladder.iter().copied();
             let mut rung = 0;
             let mut next = first.clone();
             loop {
                 // Up the ladder until a rung breaks, then halve the gap to the knee.
                 let rate = match (held, broke) {
-                    (_, None) => match rungs.next() {
+                    (_, None) => match ladder.next() {
                         Some(rate) => rate,
                         None => break,
                     },
@@ -383,15 +384,18 @@ impl Loadgen {
                     ..measure(&rung_requests)
                 };
                 let verdict = slo::evaluate(&self.slo, &measured);
+                let ran = report::Rung {
+                    arrivals_per_second: Some(rate),
+                    users: None,
+                    requests_per_second: rps,
+                    held: verdict.pass,
+                    verdict: verdict.headline(),
+                };
                 println!(
-                    "stress: rung {rung} ({rate:.1} arrivals/s, {} users at most): {rps:.1} requests/s: {}",
-                    open.pool(rate),
-                    if verdict.pass {
-                        "every SLO held"
-                    } else {
-                        "an SLO broke"
-                    }
+                    "stress: rung {rung} ({} users at most): {ran}",
+                    open.pool(rate)
                 );
+                rungs.push(ran);
                 merge(&mut requests, rung_requests);
                 times.merge(&run.times);
                 scheduled_seconds += plan.duration().as_secs_f64();
@@ -438,15 +442,15 @@ impl Loadgen {
                     ..measure(&rung_requests)
                 };
                 let verdict = slo::evaluate(&self.slo, &measured);
-                println!(
-                    "stress: rung {} ({users} users): {rps:.1} requests/s: {}",
-                    rung + 1,
-                    if verdict.pass {
-                        "every SLO held"
-                    } else {
-                        "an SLO broke"
-                    }
-                );
+                let ran = report::Rung {
+                    arrivals_per_second: None,
+                    users: Some(*users),
+                    requests_per_second: rps,
+                    held: verdict.pass,
+                    verdict: verdict.headline(),
+                };
+                println!("stress: rung {}: {ran}", rung + 1);
+                rungs.push(ran);
                 merge(&mut requests, rung_requests);
                 if !verdict.pass {
                     stress_rows = verdict.rows.into_iter().filter(|row| !row.pass).collect();
@@ -564,6 +568,7 @@ impl Loadgen {
             chaos: fired,
             knee_rps,
             knee_arrivals_per_second: knee_rate,
+            rungs,
             measured,
             server: server.clone(),
             verdict: verdict.clone(),
@@ -673,7 +678,8 @@ impl Loadgen {
             ending.finished().await;
             goose::trigger_killswitch("the arrival schedule is over");
         });
-        let scenario = scenarios::open(shared, dispatcher.clone(), times.clone());
+        let browse_only = self.profile.name == ProfileName::Catalogue;
+        let scenario = scenarios::open(shared, dispatcher.clone(), times.clone(), browse_only);
         let goose = self.attack_with(&plan, vec![scenario], true, html).await;
         stopper.abort();
         Ok(OpenRun {

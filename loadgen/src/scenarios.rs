@@ -93,11 +93,12 @@ pub fn scenarios(
 }
 
 /// The open model's scenario: each user serves arrivals from `dispatcher`, timing answers into
-/// `times`.
+/// `times`; with `browse_only` (catalogue) no arrival buys.
 pub fn open(
     shared: &Arc<Shared>,
     dispatcher: Arc<Dispatcher>,
     times: Arc<ResponseTimes>,
+    browse_only: bool,
 ) -> Scenario {
     let serving = shared.clone();
     scenario!("Shopper")
@@ -112,7 +113,7 @@ pub fn open(
                     return Ok(());
                 };
                 let from = Some((due.at, times.as_ref()));
-                if due.buys {
+                if due.buys && !browse_only {
                     place_and_follow(user, &shared, from).await
                 } else {
                     get_products_from(user, &shared, from).await

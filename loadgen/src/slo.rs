@@ -226,6 +226,24 @@ pub fn evaluate(slo: &Slo, measured: &Measured) -> Verdict {
     }
 }
 
+impl Verdict {
+    /// One line for a run or a stress rung: "every SLO held", or each SLO that broke with what
+    /// was measured against its target.
+    pub fn headline(&self) -> String {
+        let broken: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|row| !row.pass)
+            .map(|row| format!("{} {} (target {})", row.slo, row.measured, row.target))
+            .collect();
+        if broken.is_empty() {
+            "every SLO held".into()
+        } else {
+            format!("broke: {}", broken.join("; "))
+        }
+    }
+}
+
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let with_server = !self.server.is_empty();
@@ -353,7 +371,19 @@ mod tests {
             backlog_drain_s: None,
             ..healthy()
         };
-        let failed: Vec<_> = evaluate(&Slo::default(), &slow)
+        let verdict = evaluate(&Slo::default(), &slow);
+        assert!(
+            verdict
+                .headline()
+                .starts_with("broke: PlaceOrder p99 301 ms (target <= 300 ms); 5xx answers"),
+            "{}",
+            verdict.headline()
+        );
+        assert_eq!(
+            evaluate(&Slo::default(), &healthy()).headline(),
+            "every SLO held"
+        );
+        let failed: Vec<_> = verdict
             .rows
             .into_iter()
             .filter(|r| !r.pass)

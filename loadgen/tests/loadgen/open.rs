@@ -64,6 +64,35 @@ async fn five_hundred_arrivals_a_second_for_ten_seconds_send_five_thousand() {
     assert!(summary["requests"]["PlaceOrder"]["response_p99_ms"].is_number());
 }
 
+/// `catalogue` under the open model (the bench's side of oha `-q`): every arrival is one
+/// `GET /v1/products` at its scheduled moment, and nothing is bought.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogue_at_a_rate_only_browses() {
+    let stack = Stack::spawn(&[]).await;
+    let reports = tempfile::tempdir().expect("dir");
+    let exit = loadgen_binary(&stack.args(
+        reports.path(),
+        &[
+            "--profile",
+            "catalogue",
+            "--model",
+            "open",
+            "--stages",
+            "100:2s",
+            "--arrivals",
+            "uniform",
+            "--quiet",
+        ],
+    ))
+    .await;
+    let summary = summary(&report_dir(reports.path()));
+    assert_eq!(summary["model"], "open", "{}", exit.stdout);
+    assert_eq!(summary["open"]["offered"], 200, "{}", summary["open"]);
+    let served = 200 - summary["open"]["dropped"].as_u64().expect("dropped");
+    assert_eq!(total(&summary, "GetProducts"), served, "{summary}");
+    assert_eq!(total(&summary, "PlaceOrder"), 0, "{summary}");
+}
+
 /// A target that answers in 500 ms, 40 arrivals a second and a pool of 12 users: a user serves
 /// two arrivals a second, so about 40 % of the arrivals find no one free. They are dropped and
 /// counted (summary.json, /metrics), the dropped-arrivals SLO fails, and the answers that were
@@ -188,7 +217,7 @@ async fn impossible_plans_exit_64_naming_the_flag_and_send_nothing() {
         (vec!["--model", "sideways"], "--model"),
         (
             vec!["--profile", "catalogue", "--model", "open"],
-            "closed-model throughput benchmark",
+            "catalogue has no arrival rates of its own",
         ),
         (
             vec!["--stages", "10:5s", "--model", "closed"],
