@@ -10,7 +10,9 @@
 //! - order with metrics and tracing on against the same build with both off;
 //! - fail-fast: payment down with the breaker open, against the breaker disabled;
 //! - throughput and resident memory at 1, 8, 64 and 256 concurrent calls;
-//! - the breaker's cost per call against its peers, read from criterion's latest output.
+//! - the breaker's cost per call against its peers, read from criterion's latest output;
+//! - loadgen against wrk (closed, flat out) and its open model against oha (same fixed rates,
+//!   latency from the schedule) against a slowed stub (`bench peer` runs only that).
 //!
 //! Subjects that are compared run in interleaved rounds, so that drift on a shared machine
 //! falls on both. Nothing here asserts a timing: the figures are for a human to read, and
@@ -18,7 +20,8 @@
 //!
 //! - `stack`: the child processes, their admin APIs, `/proc` memory readings.
 //! - `load`: the closed-loop driver and what a run measured.
-//! - `echo`: the baseline servers (echo, relay). `generators`: loadgen against wrk. `sink`: an OTLP collector that counts spans.
+//! - `echo`: the baseline servers (echo, relay). `generators`: loadgen against wrk. `peer`:
+//!   loadgen's open model against oha. `sink`: an OTLP collector that counts spans.
 //! - `report`: the machine, criterion's figures, and the Markdown report.
 
 #![forbid(unsafe_code)]
@@ -26,6 +29,7 @@
 mod echo;
 mod generators;
 mod load;
+mod peer;
 mod report;
 mod sink;
 mod stack;
@@ -96,6 +100,9 @@ enum Command {
         #[arg(long)]
         upstream: String,
     },
+    /// Only loadgen's open model beside oha at fixed rates against a slowed stub (also part of
+    /// the full run).
+    Peer,
 }
 
 /// The scaling ladder of issue 11.
@@ -110,6 +117,13 @@ async fn main() -> anyhow::Result<()> {
     match args.command {
         Some(Command::EchoServer) => echo::serve().await,
         Some(Command::RelayServer { ref upstream }) => echo::serve_relay(upstream.clone()).await,
+        Some(Command::Peer) => {
+            let binaries = Binaries::locate(args.cargo.as_deref())?;
+            let peer =
+                tokio::task::spawn_blocking(move || peer::measure(&binaries.loadgen)).await??;
+            println!("{}", report::peer_markdown(&peer)?);
+            Ok(())
+        }
         None => run(&args).await,
     }
 }
@@ -370,6 +384,11 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let breaker = report::read_criterion(binaries.target_dir());
     eprintln!("bench: loadgen against wrk (loadgen/bench/catalogue.sh)");
     let generators = generators::measure(binaries.target_dir());
+    eprintln!("bench: loadgen's open model against oha");
+    let loadgen = binaries.loadgen.clone();
+    let peer = tokio::task::spawn_blocking(move || peer::measure(&loadgen))
+        .await?
+        .map_err(|error| format!("{error:#}"));
 
     let report = Report {
         profile: binaries.profile(),
@@ -380,6 +399,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         fail_fast,
         breaker,
         generators,
+        peer,
     };
     let markdown = report.markdown();
     println!("{markdown}");

@@ -24,11 +24,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Binaries {
     pub order: PathBuf,
     pub payment: PathBuf,
+    pub loadgen: PathBuf,
     pub bench: PathBuf,
 }
 
 impl Binaries {
-    /// Finds `order` and `payment` beside the running executable. Run by `cargo run`
+    /// Finds `order`, `payment` and `loadgen` beside the running executable. Run by `cargo run`
     /// (`cargo` is the path cargo gives in `CARGO`), it first builds them in this binary's
     /// profile, which costs a second when they are fresh.
     pub fn locate(cargo: Option<&Path>) -> anyhow::Result<Self> {
@@ -52,12 +53,14 @@ impl Binaries {
                     "stormproof-order",
                     "-p",
                     "stormproof-payment",
+                    "-p",
+                    "stormproof-loadgen",
                 ])
                 .args(profile)
                 .status()
                 .context("cannot run cargo build")?;
             if !status.success() {
-                bail!("building order and payment failed: {status}");
+                bail!("building order, payment and loadgen failed: {status}");
             }
         }
         let find = |name: &str| {
@@ -67,7 +70,8 @@ impl Binaries {
             } else {
                 bail!(
                     "{} is missing: build the services first, in the same profile \
-                     (`cargo build --release -p stormproof-order -p stormproof-payment`, or run \
+                     (`cargo build --release -p stormproof-order -p stormproof-payment \
+                     -p stormproof-loadgen`, or run \
                      this through `cargo run --release -p stormproof-bench`, which builds them \
                      with the workspace)",
                     path.display()
@@ -77,6 +81,7 @@ impl Binaries {
         Ok(Self {
             order: find("order")?,
             payment: find("payment")?,
+            loadgen: find("loadgen")?,
             bench,
         })
     }
