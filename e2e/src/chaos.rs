@@ -576,6 +576,14 @@ pub fn histogram(
 /// between two readings of one histogram, `before` and `after` (from [`histogram`]), and
 /// how many observations that was.
 pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> (f64, f64) {
+    let (_, upper, total) = bucket_between(before, after, q);
+    (upper, total)
+}
+
+/// The bounds `(lower, upper]` (seconds) of the bucket holding the `q` quantile of the
+/// observations made between `before` and `after`, and how many observations that was: the
+/// quantile is known to lie between the two.
+pub fn bucket_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> (f64, f64, f64) {
     let delta: Vec<(f64, f64)> = after
         .iter()
         .map(|(le, count)| {
@@ -587,16 +595,31 @@ pub fn quantile_between(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> 
         })
         .collect();
     let total = delta.last().map_or(0.0, |(_, count)| *count);
-    let bound = delta
-        .iter()
-        .find(|(_, count)| *count >= q * total)
-        .map_or(f64::INFINITY, |(le, _)| *le);
-    (bound, total)
+    let at = delta.iter().position(|(_, count)| *count >= q * total);
+    let upper = at.map_or(f64::INFINITY, |at| delta[at].0);
+    let lower = at
+        .and_then(|at| at.checked_sub(1))
+        .map_or(0.0, |below| delta[below].0);
+    (lower, upper, total)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quantile_bucket_is_read_from_the_difference_of_two_readings() {
+        let before = [(0.1, 10.0), (0.5, 10.0), (f64::INFINITY, 10.0)];
+        let after = [(0.1, 60.0), (0.5, 108.0), (f64::INFINITY, 110.0)];
+        // 100 observations in between: 50 under 0.1 s, 48 more under 0.5 s, 2 above.
+        assert_eq!(bucket_between(&before, &after, 0.5), (0.0, 0.1, 100.0));
+        assert_eq!(bucket_between(&before, &after, 0.98), (0.1, 0.5, 100.0));
+        assert_eq!(
+            bucket_between(&before, &after, 0.99),
+            (0.5, f64::INFINITY, 100.0)
+        );
+        assert_eq!(quantile_between(&before, &after, 0.98), (0.5, 100.0));
+    }
 
     #[test]
     fn a_cpu_list_is_split_into_halves() {

@@ -11,6 +11,7 @@
 //! ```
 
 mod crash;
+mod models;
 mod network;
 mod outage;
 mod overload;
