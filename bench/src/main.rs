@@ -419,13 +419,16 @@ async fn fail_fast(
     args: &Args,
 ) -> anyhow::Result<FailFast> {
     let concurrency = args.fail_fast_concurrency;
-    // An open breaker that stays open for the run (60 s, the longest wait the breaker's
-    // configuration allows without a longer maximum); the adaptive limit kept out of the way of
+    // An open breaker that stays open for the run (a wait of 60 s, and a maximum as long: order
+    // refuses a wait above its maximum); a hanging payment costs the 1 s deadline (order's
+    // 150 ms budget for payment would end it first); the adaptive limit kept out of the way of
     // 1 s answers, and no reconciler competing for the bulkhead: the comparison is the
     // breaker's alone.
     let order_env = [
         ("PAYMENT_TIMEOUT", "1s".to_owned()),
+        ("PAYMENT_BUDGET", "1s".to_owned()),
         ("BREAKER_WAIT", "60s".to_owned()),
+        ("BREAKER_MAX_WAIT", "60s".to_owned()),
         ("LIMIT_LATENCY_THRESHOLD", "1h".to_owned()),
         ("RECONCILE_INTERVAL", "1h".to_owned()),
     ];

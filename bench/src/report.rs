@@ -533,8 +533,10 @@ impl Report {
         writeln!(
             out,
             "- \"Down\" is payment's fault injection: hanging (`hang_rate` 1, the call never \
-             answers, so the deadline ends it) and refusing (`outage`). The breaker is tripped \
-             by real calls (slow-call rule) and stays open for the run (`BREAKER_WAIT=60s`); the \
+             answers, so the 1 s deadline ends it: `PAYMENT_BUDGET=1s` lifts order's 150 ms \
+             default budget for payment to the deadline) and refusing (`outage`). The breaker \
+             is tripped by real calls (slow-call rule) and stays open for the run \
+             (`BREAKER_WAIT=60s`, `BREAKER_MAX_WAIT=60s`); the \
              adaptive limit's latency threshold and the reconciler's interval are set to an \
              hour so that neither sheds nor competes for the bulkhead: the comparison is the \
              breaker's alone."
