@@ -113,24 +113,8 @@ async fn at_three_times_capacity_goodput_holds_and_the_rest_is_shed_with_retry_a
     };
     const SERIES: &str = "http_server_request_duration_seconds";
     let served_before = histogram(&cluster.order_metrics().await, SERIES, admitted_orders);
-    let scale = format!("{}", (OVERLOAD_USERS * users) as f64 / 5.0);
     let overload = cluster
-        .loadgen(
-            &[
-                "--profile",
-                "stress",
-                "--model",
-                "closed",
-                "--scale",
-                &scale,
-                "--time-scale",
-                "0.5",
-            ],
-            "place_order_p99_ms_max = 0\nbacklog_drain_s_max = 0\n",
-            Duration::from_secs(120),
-        )
-        .await
-        .finish()
+        .closed_rung((OVERLOAD_USERS * users) as f64, Duration::from_secs(15))
         .await;
     let peak_rss_mib = peak_rss_kib(cluster.order().id()).unwrap_or(0) / 1024;
     let served_after = histogram(&cluster.order_metrics().await, SERIES, admitted_orders);
