@@ -40,7 +40,7 @@ const SETTLE_MARGIN: Duration = Duration::from_secs(1);
 const DEFAULT_POOL_SECONDS: f64 = 1.0;
 /// Stress under the open model: the knee is narrowed until the rung that broke is within
 /// this factor of the rung that held.
-const KNEE_WITHIN: f64 = 1.1;
+const KNEE_WITHIN: f64 = 1.05;
 
 /// The open model's settings, checked.
 #[derive(Debug, Clone)]
