@@ -11,7 +11,7 @@ use std::{future::Future, net::SocketAddr};
 
 use contracts::order::v1::order_service_server::OrderServiceServer;
 use metrics_exporter_prometheus::PrometheusHandle;
-use resilience::limit::{AdaptiveLimit, Aimd, LimitLayer};
+use resilience::limit::{Aimd, LimitLayer};
 use telemetry::{
     grpc::GrpcServerLayer,
     http::HttpServerLayer,
@@ -19,7 +19,6 @@ use telemetry::{
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::server::NamedService;
 use tower::Layer as _;
 
 use crate::{
@@ -168,9 +167,7 @@ impl Application {
             .layer(GrpcServerLayer::new())
             .add_service(health)
             .add_service(reflection)
-            .add_service(Limited(
-                limit.layer(OrderServiceServer::new(OrderApi::new(self.app.clone()))),
-            ))
+            .add_service(limit.layer(OrderServiceServer::new(OrderApi::new(self.app.clone()))))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), servers.stopping());
         servers.spawn("grpc", grpc);
 
@@ -230,34 +227,6 @@ impl Application {
             .await;
         self.app.store().close().await;
         Ok(served?)
-    }
-}
-
-/// A limited gRPC service that keeps its name, so tonic can route to it.
-#[derive(Debug, Clone)]
-struct Limited<S>(AdaptiveLimit<S>);
-
-impl<S: NamedService> NamedService for Limited<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S, B> tower::Service<::http::Request<B>> for Limited<S>
-where
-    AdaptiveLimit<S>: tower::Service<::http::Request<B>>,
-{
-    type Response = <AdaptiveLimit<S> as tower::Service<::http::Request<B>>>::Response;
-    type Error = <AdaptiveLimit<S> as tower::Service<::http::Request<B>>>::Error;
-    type Future = <AdaptiveLimit<S> as tower::Service<::http::Request<B>>>::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: ::http::Request<B>) -> Self::Future {
-        self.0.call(request)
     }
 }
 

@@ -142,6 +142,11 @@ impl<S: Clone> Clone for AdaptiveLimit<S> {
     }
 }
 
+/// A limited gRPC service keeps its name, so that tonic's router still finds it.
+impl<S: tonic::server::NamedService> tonic::server::NamedService for AdaptiveLimit<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 impl<S: fmt::Debug> fmt::Debug for AdaptiveLimit<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdaptiveLimit")
@@ -164,6 +169,18 @@ mod tests {
     use tower::{Layer, ServiceExt, service_fn};
 
     use super::*;
+
+    #[test]
+    fn a_limited_grpc_service_keeps_its_name() {
+        struct Named;
+        impl tonic::server::NamedService for Named {
+            const NAME: &'static str = "stormproof.order.v1.OrderService";
+        }
+        assert_eq!(
+            <AdaptiveLimit<Named> as tonic::server::NamedService>::NAME,
+            "stormproof.order.v1.OrderService"
+        );
+    }
 
     #[derive(Default)]
     struct Counts {
