@@ -13,11 +13,7 @@ pub struct Generators {
 /// Runs the script with the bench's target directory; `Err` says why it could not.
 pub fn measure(target_dir: Option<&Path>) -> Result<Generators, String> {
     for tool in ["wrk", "taskset"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|output| output.status.success());
-        if !found {
+        if crate::stack::which(tool).is_none() {
             return Err(format!(
                 "`{tool}` is not installed (`scripts/install-deps bench` installs it)"
             ));

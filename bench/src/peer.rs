@@ -10,7 +10,7 @@
 //! grows for the whole run, and only a generator that times from the schedule sees the wait.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     sync::{
         Arc,
@@ -78,7 +78,7 @@ impl Peer {
 /// Runs both generators against the stub; `Err` says why it could not (oha missing, a
 /// generator failing).
 pub fn measure(loadgen: &Path) -> anyhow::Result<Peer> {
-    let oha = which("oha")
+    let oha = crate::stack::which("oha")
         .context("`oha` is not installed (`scripts/install-deps bench` installs it)")?;
     if !loadgen.exists() {
         bail!("{} is not built", loadgen.display());
@@ -101,18 +101,6 @@ pub fn measure(loadgen: &Path) -> anyhow::Result<Peer> {
         held_ms: stub.held_ms(),
         sides,
     })
-}
-
-fn which(tool: &str) -> anyhow::Result<PathBuf> {
-    let output = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()?;
-    if !output.status.success() {
-        bail!("{tool} not found");
-    }
-    Ok(PathBuf::from(
-        String::from_utf8_lossy(&output.stdout).trim(),
-    ))
 }
 
 fn run_loadgen(

@@ -100,6 +100,16 @@ impl Binaries {
     }
 }
 
+/// Where `tool` is on the `PATH` (`command -v`), if it is.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let output = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
+}
+
 /// A child process that is killed when dropped.
 #[derive(Debug)]
 pub struct Service {
