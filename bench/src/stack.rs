@@ -1,7 +1,7 @@
 //! The processes under test: the release `order` and `payment` binaries (and this binary's own
 //! echo server) started as children on 127.0.0.1, port 0, and the admin calls that set them up.
 //!
-//! `telemetry::testing::Process` does the same for tests, but keeps every log line in memory
+//! `testkit::Process` does the same for tests, but keeps every log line in memory
 //! until it is dropped; a benchmark run logs hundreds of thousands of lines (`order.placed`,
 //! `payment.processed`), so here a thread reads the child's stdout, hands over the
 //! `*.listening` line and throws the rest away, as a log shipper would read it.

@@ -18,7 +18,7 @@ pub mod reliability;
 
 use std::path::{Path, PathBuf};
 
-use telemetry::testing::Process;
+use testkit::Process;
 
 /// The admin token the stack's processes are started with.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";

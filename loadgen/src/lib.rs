@@ -93,7 +93,7 @@ impl Error {
     /// The process exit code for this error: 64 (EX_USAGE) for usage, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => telemetry::ops::EXIT_USAGE,
+            Error::Usage(_) => ::server::EXIT_USAGE,
             _ => 1,
         }
     }

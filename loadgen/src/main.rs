@@ -8,7 +8,7 @@ use stormproof_loadgen::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut config: Config = match telemetry::ops::parse_args() {
+    let mut config: Config = match ::server::parse_args() {
         Ok(config) => config,
         Err(code) => return code,
     };
@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
         Ok(guard) => guard,
         Err(error) => {
             eprintln!("loadgen: {error}");
-            return ExitCode::from(telemetry::ops::EXIT_USAGE);
+            return ExitCode::from(::server::EXIT_USAGE);
         }
     };
     let code = match stormproof_loadgen::run(config, telemetry.prometheus()).await {

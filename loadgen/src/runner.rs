@@ -211,9 +211,9 @@ impl Loadgen {
             context: "metrics listener".into(),
             source,
         })?;
-        let readiness = telemetry::ops::Readiness::new();
+        let readiness = ::server::Readiness::new();
         readiness.set(true);
-        let router = telemetry::ops::router(prometheus, readiness);
+        let router = ::server::ops::router(prometheus, readiness);
         tracing::info!(%metrics_addr, "loadgen.listening");
         let metrics_server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {

@@ -10,7 +10,6 @@
 //!   attributes, W3C `traceparent` extracted or injected, and the `rpc_*_call_duration_seconds`
 //!   histograms.
 //! - [`http`]: the same for an axum HTTP server (`http_server_request_duration_seconds`).
-//! - [`ops`]: the ops listener's router: `/metrics`, `/healthz`, `/readyz`.
 //! - `testing` (feature `testing`): an in-process OTLP receiver for tests.
 //!
 //! The crate knows nothing of orders or payments: span and metric names follow OpenTelemetry's
@@ -29,7 +28,6 @@ pub mod grpc;
 pub mod http;
 mod logs;
 pub mod metrics;
-pub mod ops;
 mod propagation;
 #[cfg(feature = "testing")]
 pub mod testing;

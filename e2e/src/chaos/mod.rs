@@ -22,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use telemetry::testing::Process;
+use testkit::Process;
 
 mod cpu;
 mod load;

@@ -11,7 +11,7 @@ use stormproof_e2e::{
     proxy::Fault,
     reliability::Row,
 };
-use telemetry::testing::sample;
+use testkit::sample;
 use tokio::time::Instant;
 
 use crate::{assert_rows, percent};

@@ -13,7 +13,7 @@ use stormproof_e2e::{
     monitoring::{Alertmanager, Prometheus},
     promql, repo, tool,
 };
-use telemetry::testing::Process;
+use testkit::Process;
 
 /// Grafana's variables as the tests substitute them: every instance and dependency, and a
 /// rate window that holds enough 1 s samples.

@@ -4,8 +4,9 @@
 use std::{net::SocketAddr, path::Path};
 
 use secrecy::SecretString;
+use server::Service as _;
 use stormproof_order::Application as OrderApplication;
-use stormproof_payment::{Application as PaymentApplication, faults::FaultSettings};
+use stormproof_payment::Application as PaymentApplication;
 use telemetry::{ServiceInfo, TelemetryGuard};
 use tokio::sync::oneshot;
 
@@ -59,10 +60,9 @@ impl Stack {
         config.database_url =
             stormproof_payment::ledger::DatabaseUrl::Sqlite(dir.path().join("payment.db"));
         config.admin_token = Some(SecretString::from(ADMIN_TOKEN.to_owned()));
-        let payment =
-            PaymentApplication::build(config, FaultSettings::default(), guard.prometheus())
-                .await
-                .expect("payment starts");
+        let payment = PaymentApplication::build(config, guard.prometheus())
+            .await
+            .expect("payment starts");
         let (payment_grpc, payment_ops) = (payment.grpc_addr(), payment.ops_addr());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(payment.run_until_stopped(async {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::{Json, Router, routing::get};
 use serde_json::{Value, json};
 use stormproof_loadgen::{Config, Loadgen};
-use telemetry::testing::sample;
+use testkit::sample;
 
 use crate::helpers::{Stack, init_telemetry, loadgen_binary, report_dir};
 

@@ -4,7 +4,7 @@ use std::io::Write as _;
 
 use serde_json::Value;
 use stormproof_loadgen::{Config, Loadgen};
-use telemetry::testing::sample;
+use testkit::sample;
 
 use crate::helpers::{Stack, init_telemetry, loadgen_binary, report_dir};
 

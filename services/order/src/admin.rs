@@ -14,7 +14,10 @@ use axum::{
 use resilience::breaker::BreakerHandle;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use telemetry::ops::{AdminJson, bearer_auth, problem};
+use server::{
+    admin::{AdminJson, bearer_auth},
+    problem,
+};
 
 use crate::{domain::FieldViolation, payment::DEPENDENCY};
 

@@ -1,24 +1,23 @@
-//! Binds the listeners, serves gRPC, HTTP and ops, runs the reconciler, and drains on
-//! shutdown.
+//! Builds the service and runs it until a signal stops it.
 //!
-//! [`Application::build`] opens the store, connects (lazily) to payment and binds every
-//! listener, so the caller (main, or a test on port 0) learns the real addresses before
-//! anything is served; [`Application::run_until_stopped`] serves until its shutdown future
-//! resolves, then leaves rotation, stops accepting, lets in-flight requests finish within the
-//! grace period, stops the reconciler and closes the store.
+//! [`Application`]'s `build` checks every setting (catalogue, reconciler, payment URL and
+//! TLS, resilience policy, load shedding), opens the store, prepares the payment client (it
+//! connects on first use), then binds every listener and constructs every server, so a bad
+//! setting fails before anything listens and the caller (main, or a test on port 0) learns the
+//! real addresses before anything is served. `run_until_stopped` only serves until its
+//! shutdown future resolves, then leaves rotation, stops accepting, lets in-flight requests
+//! finish within the grace period, stops the reconciler and closes the store.
 
-use std::{future::Future, net::SocketAddr};
+use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
 
-use contracts::order::v1::order_service_server::OrderServiceServer;
+use contracts::order::v1::{FILE_DESCRIPTOR_SET, order_service_server::OrderServiceServer};
 use metrics_exporter_prometheus::PrometheusHandle;
-use resilience::limit::{Aimd, LimitLayer};
-use telemetry::{
-    grpc::GrpcServerLayer,
-    http::HttpServerLayer,
-    ops::{Readiness, ServeError, Servers},
+use resilience::{
+    ConfigError,
+    limit::{Aimd, LimitLayer, LimitObserver as _},
 };
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use server::{ServeError, Service, Skeleton, SkeletonConfig, SkeletonError, skeleton::bind};
+use telemetry::{ServiceInfo, TelemetryArgs};
 use tower::Layer as _;
 
 use crate::{
@@ -29,7 +28,7 @@ use crate::{
     grpc::OrderApi,
     http, metrics,
     payment::{self, PaymentClient, PaymentTls},
-    reconciler::{self, ReconcilerConfig},
+    reconciler,
     store::{OpenError, Store},
 };
 
@@ -39,23 +38,27 @@ pub enum StartupError {
     /// The catalogue file was refused.
     #[error(transparent)]
     Catalogue(#[from] CatalogueError),
+    /// The reconciler's concurrency does not fit the bulkhead.
+    #[error("invalid reconciler settings: {0}")]
+    Reconciler(String),
+    /// The reconciler's adaptive limit cannot be built from its settings.
+    #[error("invalid reconciler limit: {0}")]
+    ReconcilerLimit(#[source] ConfigError),
+    /// The payment URL or the TLS files for it were refused.
+    #[error("invalid payment connection settings: {0}")]
+    PaymentConnection(String),
+    /// The deadline, retry, breaker or bulkhead settings cannot work together.
+    #[error("invalid payment resilience settings")]
+    PaymentPolicy(#[source] ConfigError),
+    /// The load-shedding limit cannot be built from its settings.
+    #[error("invalid load-shedding settings")]
+    LoadShedding(#[source] ConfigError),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] OpenError),
-    /// The payment URL, its TLS files, a resilience or a load-shedding setting is invalid.
-    #[error("invalid settings: {0}")]
-    Settings(String),
-    /// A listener could not be bound.
-    #[error("cannot listen on {addr}")]
-    Bind {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The reflection service could not be built.
-    #[error("cannot build gRPC reflection")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    /// A listener, or reflection: what every service sets up around its API.
+    #[error(transparent)]
+    Skeleton(#[from] SkeletonError),
     /// A server stopped by itself, or failed while draining.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -64,23 +67,62 @@ pub enum StartupError {
 /// The order service, bound and ready to run.
 #[derive(Debug)]
 pub struct Application {
-    grpc: TcpListener,
-    http: TcpListener,
-    ops: TcpListener,
+    skeleton: Skeleton,
     app: App,
-    reconciler: ReconcilerConfig,
-    reconciler_limit: Aimd,
-    config: Config,
+    addrs: [SocketAddr; 3],
     payment_tls: &'static str,
-    prometheus: PrometheusHandle,
-    readiness: Readiness,
+    admin: bool,
+    grace: Duration,
 }
 
 impl Application {
-    /// Opens the store, prepares the payment client (it connects on first use) and binds the
-    /// gRPC, HTTP and ops listeners.
-    pub async fn build(config: Config, prometheus: PrometheusHandle) -> Result<Self, StartupError> {
+    /// The bound gRPC address (the real port when 0 was asked for).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// The bound HTTP API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addrs[1]
+    }
+
+    /// The bound ops address.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.addrs[2]
+    }
+
+    /// The application (tests reach the store and breaker through it).
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+}
+
+impl Service for Application {
+    type Config = Config;
+    type Error = StartupError;
+
+    const INFO: ServiceInfo = ServiceInfo {
+        name: "order",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+
+    fn telemetry(config: &Config) -> &TelemetryArgs {
+        &config.telemetry
+    }
+
+    fn starting(config: &Config) {
+        tracing::info!(
+            version = Self::INFO.version,
+            payment_url = %config.payment_url,
+            admin_api = config.admin_token.is_some(),
+            otel_sdk_disabled = config.telemetry.otel_sdk_disabled,
+            "order.starting"
+        );
+    }
+
+    async fn build(config: Config, prometheus: PrometheusHandle) -> Result<Self, StartupError> {
         metrics::describe();
+        // Every setting first: nothing is opened or bound until all of them are good.
         let catalogue = match &config.catalogue {
             Some(path) => Catalogue::load(path)?,
             None => Catalogue::shipped(),
@@ -88,150 +130,99 @@ impl Application {
         let reconciler = config
             .reconciler
             .config(&config.payment)
-            .map_err(StartupError::Settings)?;
-        let reconciler_limit = Aimd::try_new(reconciler.limit())
-            .map_err(|error| StartupError::Settings(format!("reconciler: {error}")))?;
+            .map_err(StartupError::Reconciler)?;
+        let reconciler_limit =
+            Aimd::try_new(reconciler.limit()).map_err(StartupError::ReconcilerLimit)?;
         let tls = config
             .payment_tls
             .settings(&config.payment_url)
-            .map_err(StartupError::Settings)?;
-        let store = Store::connect(&config.database_url)
-            .await?
-            .with_write_wait(config.store_write_wait);
+            .map_err(StartupError::PaymentConnection)?;
         let channel = payment::channel(
             &config.payment_url,
             tls.as_ref(),
             config.payment.payment_connect_timeout,
         )
-        .map_err(StartupError::Settings)?;
+        .map_err(StartupError::PaymentConnection)?;
         let payment = PaymentClient::new(channel, &config.payment.policy())
-            .map_err(|error| StartupError::Settings(error.to_string()))?;
+            .map_err(StartupError::PaymentPolicy)?;
+        // One limit for both APIs: it bounds the work in this process, whichever door it came
+        // in by. Health and reflection stay outside it, so probes are never shed.
+        let limit = LimitLayer::try_with_observer(config.limit.config(), metrics::Limit)
+            .map_err(StartupError::LoadShedding)?;
+        metrics::Limit.on_limit(limit.limit());
+
+        let store = Store::connect(&config.database_url)
+            .await?
+            .with_write_wait(config.store_write_wait);
         let app = App::new(store, catalogue, payment, config.payment.payment_budget);
-        Ok(Self {
-            grpc: bind(config.grpc_addr).await?,
-            http: bind(config.http_addr).await?,
-            ops: bind(config.ops_addr).await?,
-            app,
-            reconciler,
-            reconciler_limit,
-            config,
-            payment_tls: tls.as_ref().map_or("off", PaymentTls::mode),
+        let http_listener = bind(config.http_addr).await?;
+        let http_addr = http_listener.local_addr().unwrap_or(config.http_addr);
+        let mut skeleton = Skeleton::bind::<OrderServiceServer<OrderApi>>(SkeletonConfig {
+            grpc_addr: config.grpc_addr,
+            ops_addr: config.ops_addr,
+            tls: None,
+            descriptors: FILE_DESCRIPTOR_SET,
             prometheus,
-            readiness: Readiness::new(),
+        })
+        .await?
+        .add_grpc(limit.layer(OrderServiceServer::new(OrderApi::new(app.clone()))));
+        if let Some(admin_token) = config.admin_token.clone() {
+            skeleton =
+                skeleton.merge_ops(admin::router(app.payment().breaker().clone(), admin_token));
+        }
+        // http::serve, not axum::serve: it bounds header size, header time and connections.
+        let api = http::serve(
+            http_listener,
+            http::router(app.clone(), limit),
+            skeleton.stopping(),
+        );
+        let reconciler =
+            reconciler::run(app.clone(), reconciler, reconciler_limit, skeleton.token());
+        let backlog = reconciler::watch_backlog(app.clone(), skeleton.token());
+        let skeleton = skeleton
+            .spawn_on_run("http", api)
+            .spawn_on_run("reconciler", async move {
+                reconciler.await;
+                Ok::<(), Infallible>(())
+            })
+            .spawn_on_run("backlog", async move {
+                backlog.await;
+                Ok::<(), Infallible>(())
+            });
+        Ok(Self {
+            addrs: [
+                skeleton.grpc_addr().unwrap_or(config.grpc_addr),
+                http_addr,
+                skeleton.ops_addr().unwrap_or(config.ops_addr),
+            ],
+            skeleton,
+            app,
+            payment_tls: tls.as_ref().map_or("off", PaymentTls::mode),
+            admin: config.admin_token.is_some(),
+            grace: config.shutdown_grace,
         })
     }
 
-    /// The bound gRPC address (the real port when 0 was asked for).
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().unwrap_or(self.config.grpc_addr)
-    }
-
-    /// The bound HTTP API address.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().unwrap_or(self.config.http_addr)
-    }
-
-    /// The bound ops address.
-    pub fn ops_addr(&self) -> SocketAddr {
-        self.ops.local_addr().unwrap_or(self.config.ops_addr)
-    }
-
-    /// The application (tests reach the store and breaker through it).
-    pub fn app(&self) -> &App {
-        &self.app
-    }
-
-    /// Serves until `shutdown` resolves or a server fails, then drains.
-    pub async fn run_until_stopped(
+    async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), StartupError> {
-        let (grpc_addr, http_addr, ops_addr) =
-            (self.grpc_addr(), self.http_addr(), self.ops_addr());
-        let (health_reporter, health) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<OrderServiceServer<OrderApi>>()
-            .await;
-        // One limit for both APIs: it bounds the work in this process, whichever door it came
-        // in by. Health and reflection stay outside it, so probes are never shed.
-        let limit = LimitLayer::try_with_observer(self.config.limit.config(), metrics::Limit)
-            .map_err(|error| StartupError::Settings(format!("load shedding: {error}")))?;
-        resilience::limit::LimitObserver::on_limit(&metrics::Limit, limit.limit());
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(contracts::order::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-
-        let mut servers = Servers::new();
-        let grpc = tonic::transport::Server::builder()
-            .layer(GrpcServerLayer::new())
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(limit.layer(OrderServiceServer::new(OrderApi::new(self.app.clone()))))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), servers.stopping());
-        servers.spawn("grpc", grpc);
-
-        // http::serve, not axum::serve: it bounds header size, header time and connections.
-        let api = http::serve(
-            self.http,
-            http::router(self.app.clone(), limit),
-            servers.stopping(),
-        );
-        servers.spawn("http", api);
-
-        let mut ops = telemetry::ops::router(self.prometheus.clone(), self.readiness.clone());
-        if let Some(admin_token) = self.config.admin_token.clone() {
-            ops = ops.merge(admin::router(
-                self.app.payment().breaker().clone(),
-                admin_token,
-            ));
-        }
-        let ops = axum::serve(self.ops, ops.layer(HttpServerLayer::new()))
-            .with_graceful_shutdown(servers.stopping());
-        servers.spawn("ops", async move { ops.await });
-
-        let reconciler = reconciler::run(
-            self.app.clone(),
-            self.reconciler,
-            self.reconciler_limit,
-            servers.token(),
-        );
-        servers.spawn("reconciler", async move {
-            reconciler.await;
-            Ok::<(), std::convert::Infallible>(())
-        });
-        let backlog = reconciler::watch_backlog(self.app.clone(), servers.token());
-        servers.spawn("backlog", async move {
-            backlog.await;
-            Ok::<(), std::convert::Infallible>(())
-        });
-
-        self.readiness.set(true);
-        tracing::info!(
-            %grpc_addr,
-            %http_addr,
-            %ops_addr,
-            payment_tls = self.payment_tls,
-            admin = self.config.admin_token.is_some(),
-            "order.listening"
-        );
-
-        let readiness = self.readiness.clone();
-        let served = servers
-            .run_until(shutdown, self.config.shutdown_grace, async move {
-                readiness.set(false);
-                health_reporter
-                    .set_not_serving::<OrderServiceServer<OrderApi>>()
-                    .await;
+        let [grpc_addr, http_addr, ops_addr] = self.addrs;
+        let (payment_tls, admin) = (self.payment_tls, self.admin);
+        let served = self
+            .skeleton
+            .run_until(shutdown, self.grace, || {
+                tracing::info!(
+                    %grpc_addr,
+                    %http_addr,
+                    %ops_addr,
+                    payment_tls,
+                    admin,
+                    "order.listening"
+                );
             })
             .await;
         self.app.store().close().await;
         Ok(served?)
     }
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartupError::Bind { addr, source })
 }

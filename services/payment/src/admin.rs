@@ -20,7 +20,10 @@ use axum::{
 };
 use secrecy::SecretString;
 use serde_json::Value;
-use telemetry::ops::{AdminJson, bearer_auth, problem};
+use server::{
+    admin::{AdminJson, bearer_auth},
+    problem,
+};
 
 use crate::faults::{FaultSettings, Faults, FieldError};
 

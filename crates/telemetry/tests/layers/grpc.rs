@@ -5,8 +5,9 @@ use std::time::Duration;
 use http::uri::PathAndQuery;
 use stormproof_telemetry::{
     grpc::{GrpcClientLayer, GrpcServerLayer},
-    testing::{OtlpReceiver, sample},
+    testing::OtlpReceiver,
 };
+use testkit::sample;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tower::ServiceBuilder;
 use tracing::Instrument as _;

@@ -4,10 +4,8 @@
 use std::time::Duration;
 
 use axum::{Router, extract::Path, routing::get};
-use stormproof_telemetry::{
-    http::HttpServerLayer,
-    testing::{OtlpReceiver, sample},
-};
+use stormproof_telemetry::{http::HttpServerLayer, testing::OtlpReceiver};
+use testkit::sample;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";

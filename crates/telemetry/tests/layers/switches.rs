@@ -72,7 +72,8 @@ async fn the_default_sampler_records_new_traces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_off_installs_no_recorder_and_metrics_says_so() {
-    use stormproof_telemetry::{MetricsExporter, metrics::OFF_EXPOSITION, ops};
+    use server::ops;
+    use stormproof_telemetry::{MetricsExporter, metrics::OFF_EXPOSITION};
     use tower::ServiceExt as _;
 
     let args = TelemetryArgs {

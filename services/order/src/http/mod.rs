@@ -15,7 +15,8 @@ use axum::{
     routing::{get, post},
 };
 use resilience::limit::{LimitLayer, Shed};
-use telemetry::{http::HttpServerLayer, ops::problem};
+use server::problem;
+use telemetry::http::HttpServerLayer;
 
 use crate::app::{App, AppError};
 

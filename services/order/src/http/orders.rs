@@ -11,7 +11,7 @@ use axum::{
 };
 use resilience::deadline::{HTTP_TIMEOUT_HEADER, parse_http_timeout};
 use serde_json::{Value, json};
-use telemetry::ops::problem;
+use server::problem;
 use tokio::time::Instant;
 
 use super::{BODY_LIMIT, BODY_READ_TIMEOUT, json};

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use certs::load::{CertificateFile, KeyFile};
-use telemetry::ops::error_chain;
+use server::error_chain;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// TLS to payment: the CA to trust, order's client identity, the name to verify.

@@ -83,7 +83,7 @@ async fn a_missing_or_wrong_token_is_refused_with_401_and_changes_nothing() {
     payment.stop().await;
 }
 
-/// The breaker API takes the admin body rule (its cases: `telemetry::ops`'s unit test):
+/// The breaker API takes the admin body rule (its cases: `server::admin`'s unit test):
 /// another type is 415, a large body 413, both problem bodies that change nothing.
 #[tokio::test]
 async fn the_admin_body_rule_refuses_other_types_and_large_bodies_as_problems() {
@@ -99,15 +99,7 @@ async fn the_admin_body_rule_refuses_other_types_and_large_bodies_as_problems() 
         ("application/jsonp", force.clone(), 415),
         ("application/json", large, 413),
     ] {
-        telemetry::testing::admin_refusal(
-            &order.http,
-            &url,
-            ADMIN_TOKEN,
-            content_type,
-            body,
-            expected,
-        )
-        .await;
+        testkit::admin_refusal(&order.http, &url, ADMIN_TOKEN, content_type, body, expected).await;
         assert_eq!(order.app.payment().breaker().state().as_str(), "closed");
     }
     let taken = order

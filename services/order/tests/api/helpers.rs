@@ -5,6 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use server::Service as _;
 use stormproof_order::Application as OrderApplication;
 use stormproof_payment::{
     Application as PaymentApplication,
@@ -14,7 +15,7 @@ use stormproof_payment::{
 use telemetry::{ServiceInfo, TelemetryGuard};
 use tokio::sync::oneshot;
 
-pub use telemetry::testing::sample;
+pub use testkit::sample;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -100,7 +101,7 @@ async fn start_payment(
     if let Some(tls) = tls {
         config.tls = tls;
     }
-    let app = PaymentApplication::build(config, FaultSettings::default(), guard.prometheus())
+    let app = PaymentApplication::build(config, guard.prometheus())
         .await
         .expect("payment starts");
     let (addr, faults, ledger) = (app.grpc_addr(), app.faults(), app.ledger());

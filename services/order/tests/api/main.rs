@@ -11,5 +11,6 @@ mod postgres;
 mod process;
 mod resilience;
 mod secrets;
+mod startup;
 mod tls;
 mod tracing;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sqlx::Executor as _;
 use stormproof_payment::faults::{FaultSettings, Preset};
 
-use telemetry::testing::Process;
+use testkit::Process;
 
 use crate::helpers::{sample, spawn_order, spawn_payment};
 

@@ -14,7 +14,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use sqlx::Row as _;
 use stormproof_payment::faults::FaultSettings;
-use telemetry::testing::Process;
+use testkit::Process;
 
 use crate::helpers::{Payment, spawn_payment};
 

@@ -7,7 +7,7 @@ use resilience::breaker::State;
 use serde_json::{Value, json};
 use stormproof_payment::{domain::OrderId, faults::Preset, ledger::Ledger};
 
-use telemetry::testing::Process;
+use testkit::Process;
 
 use crate::helpers::{ADMIN_TOKEN, Order, one_cap, sample, spawn_order, spawn_payment};
 

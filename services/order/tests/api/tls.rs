@@ -10,7 +10,7 @@ use certs::{
     make::{self, Bundle, Options},
 };
 use stormproof_payment::config::TlsArgs;
-use telemetry::testing::run_to_exit;
+use testkit::run_to_exit;
 
 use crate::helpers::{Order, Payment, sample, spawn_order, spawn_payment_with_tls};
 

@@ -175,7 +175,7 @@ async fn put_patch_and_presets_change_calls_live() {
     app.stop().await;
 }
 
-/// The faults API takes the admin body rule (its cases: `telemetry::ops`'s unit test):
+/// The faults API takes the admin body rule (its cases: `server::admin`'s unit test):
 /// another type is 415, a large body 413, both problem bodies that change nothing.
 #[tokio::test]
 async fn the_admin_body_rule_refuses_other_types_and_large_bodies_as_problems() {
@@ -190,15 +190,7 @@ async fn the_admin_body_rule_refuses_other_types_and_large_bodies_as_problems() 
         ("application/x-www-form-urlencoded", outage.clone(), 415),
         ("application/json", large, 413),
     ] {
-        telemetry::testing::admin_refusal(
-            &app.http,
-            &url,
-            ADMIN_TOKEN,
-            content_type,
-            body,
-            expected,
-        )
-        .await;
+        testkit::admin_refusal(&app.http, &url, ADMIN_TOKEN, content_type, body, expected).await;
         assert_eq!(
             app.faults.get(),
             FaultSettings::default(),

@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use contracts::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
 use secrecy::SecretString;
+use server::Service as _;
 use stormproof_payment::{
     Application, Config,
     config::TlsArgs,
@@ -77,7 +78,7 @@ async fn spawn(url: &DatabaseUrl, admin_token: Option<&str>, tls: Option<TlsArgs
     if let Some(tls) = tls {
         config.tls = tls;
     }
-    let app = Application::build(config, FaultSettings::default(), guard.prometheus())
+    let app = Application::build(config, guard.prometheus())
         .await
         .expect("payment starts");
     let (grpc_addr, ops_addr) = (app.grpc_addr(), app.ops_addr());
@@ -148,4 +149,4 @@ pub fn charge(order_id: &str, amount: i64) -> pb::ProcessPaymentRequest {
     }
 }
 
-pub use telemetry::testing::sample;
+pub use testkit::sample;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use contracts::payment::v1::payment_service_client::PaymentServiceClient;
 use futures::future::join_all;
-use telemetry::testing::Process;
+use testkit::Process;
 
 use crate::helpers::{charge, sample};
 

@@ -12,7 +12,7 @@ use certs::{
 };
 use contracts::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
 use stormproof_payment::config::TlsArgs;
-use telemetry::testing::run_to_exit;
+use testkit::run_to_exit;
 use tonic::{
     Code,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},

@@ -1,0 +1,94 @@
+//! One spelling of order's and payment's command lines for every harness: each service on
+//! 127.0.0.1, every port 0 (the service logs what it bound), its store where the test says.
+
+/// A service's command line (without the program name), built up flag by flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceArgs(Vec<String>);
+
+impl ServiceArgs {
+    /// Order on 127.0.0.1 (gRPC, HTTP and ops on port 0), calling `payment_url`, its orders in
+    /// `database_url`.
+    pub fn order(payment_url: &str, database_url: &str) -> Self {
+        Self::on_loopback(&["--grpc-addr", "--http-addr", "--ops-addr"])
+            .flag("--payment-url", payment_url)
+            .flag("--database-url", database_url)
+    }
+
+    /// Payment on 127.0.0.1 (gRPC and ops on port 0), its ledger in `database_url`.
+    pub fn payment(database_url: &str) -> Self {
+        Self::on_loopback(&["--grpc-addr", "--ops-addr"]).flag("--database-url", database_url)
+    }
+
+    fn on_loopback(listeners: &[&str]) -> Self {
+        listeners.iter().fold(Self(Vec::new()), |args, listener| {
+            args.flag(listener, "127.0.0.1:0")
+        })
+    }
+
+    /// Adds `name value`.
+    #[must_use]
+    pub fn flag(mut self, name: &str, value: &str) -> Self {
+        self.0.extend([name.to_owned(), value.to_owned()]);
+        self
+    }
+
+    /// Adds `extra` as given (flags and their values, in order).
+    #[must_use]
+    pub fn extend<S: AsRef<str>>(mut self, extra: &[S]) -> Self {
+        self.0
+            .extend(extra.iter().map(|arg| arg.as_ref().to_owned()));
+        self
+    }
+
+    /// Whether `name` is on the command line already.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|arg| arg == name)
+    }
+
+    /// The arguments, for [`Process::start`](crate::Process::start).
+    pub fn as_strs(&self) -> Vec<&str> {
+        self.0.iter().map(String::as_str).collect()
+    }
+
+    /// `program` and the arguments, for a clap `Config::try_parse_from`.
+    pub fn argv<'a>(&'a self, program: &'a str) -> Vec<&'a str> {
+        std::iter::once(program).chain(self.as_strs()).collect()
+    }
+}
+
+/// `sqlite://<dir>/<file>`: a SQLite store in a test's temporary folder.
+pub fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
+    format!("sqlite://{}", dir.join(file).display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listener_is_on_loopback_port_zero_and_flags_follow_in_order() {
+        let order =
+            ServiceArgs::order("http://127.0.0.1:9", "sqlite://o.db").extend(&["--limit-max", "5"]);
+        assert_eq!(
+            order.argv("order"),
+            [
+                "order",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--ops-addr",
+                "127.0.0.1:0",
+                "--payment-url",
+                "http://127.0.0.1:9",
+                "--database-url",
+                "sqlite://o.db",
+                "--limit-max",
+                "5"
+            ]
+        );
+        let payment = ServiceArgs::payment("sqlite://p.db");
+        assert!(payment.has("--ops-addr") && !payment.has("--http-addr"));
+        assert_eq!(payment.as_strs().len(), 6);
+    }
+}
