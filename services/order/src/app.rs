@@ -1,11 +1,9 @@
 //! The application: what PlaceOrder, GetOrder, ListOrders and the catalogue do, whichever
 //! transport asked. The HTTP and gRPC edges only map types and errors onto these functions.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
+use store::now_ms;
 use tokio::time::Instant;
 use tracing::Span;
 
@@ -258,15 +256,6 @@ fn parse_page_token(token: &str) -> Option<(i64, String)> {
         && order_id.starts_with("ord_")
         && order_id[4..].bytes().all(|b| b.is_ascii_hexdigit());
     valid_id.then_some((millis.parse().ok()?, order_id.to_owned()))
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 #[cfg(test)]

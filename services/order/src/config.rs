@@ -14,6 +14,7 @@ use resilience::{
     retry::RetryConfig,
 };
 use secrecy::SecretString;
+use store::{DatabaseUrl, DatabaseUrlParser};
 use telemetry::TelemetryArgs;
 
 use crate::{
@@ -43,9 +44,10 @@ pub struct Config {
         long,
         env = "DATABASE_URL",
         default_value = "sqlite://.stormproof/order.db",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = DatabaseUrlParser
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 
     /// How long a new order may wait for the store's writer (e.g. 50ms). Past it the
     /// writer's queue holds more than it drains in that time, and the order is shed (HTTP 503

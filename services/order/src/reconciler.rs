@@ -33,12 +33,13 @@ use resilience::{
     breaker::State,
     limit::{Aimd, LimitConfig},
 };
+use store::now_ms;
 use tokio::{task::JoinSet, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
-    app::{App, now_ms},
+    app::App,
     domain::{Order, OrderStatus},
     metrics,
     payment::{Charge, FallbackReason},

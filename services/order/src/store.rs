@@ -14,12 +14,11 @@
 //! lease (`lease_owner`, `lease_until_ms`), so that a crashed reconciler's claims expire and
 //! two never work on one order at once.
 
-use std::{collections::HashMap, path::Path, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
-use sqlx::{
-    AnyPool, Executor as _, Row as _,
-    any::{AnyPoolOptions, AnyRow},
-};
+use sqlx::{Row as _, any::AnyRow, migrate::Migrator};
+pub use store::{Backend, DatabaseUrl, OpenError};
+use store::{Database, Migrations};
 
 use crate::domain::{Line, Money, Order, OrderStatus, ValidOrder};
 
@@ -44,23 +43,6 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Opening the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The URL is neither `sqlite:`, `postgres:` nor a path.
-    #[error("unsupported DATABASE_URL `{0}`: use sqlite://path/to/order.db or postgres://…")]
-    Unsupported(String),
-    /// The folder of the file could not be made.
-    #[error("cannot create the folder of the database file")]
-    Folder(#[source] std::io::Error),
-    /// SQLite would not open.
-    #[error("cannot open the order database")]
-    Connect(#[from] sqlx::Error),
-    /// A migration failed.
-    #[error("cannot migrate the order database")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
 /// What [`Store::insert_pending`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
@@ -73,84 +55,29 @@ pub enum Inserted {
 /// The order store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// Reads (and, on PostgreSQL, writes too).
-    pool: AnyPool,
-    /// Writes. On SQLite one connection: SQLite has one writer at a time, and writers on
-    /// several connections would wait for each other in SQLite's busy handler, which sleeps
-    /// (milliseconds at a time) instead of queueing; one writer connection queues them in the
-    /// pool, in order, without sleeping. On PostgreSQL the same pool as reads.
-    writer: AnyPool,
-    /// How long a new order may wait for `writer`, if bounded: see [`Store::with_write_wait`].
+    /// Reads on its reader, writes on its writer (on SQLite one connection).
+    db: Database,
+    /// How long a new order may wait for the writer, if bounded: see
+    /// [`Store::with_write_wait`].
     write_wait: Option<Duration>,
-    backend: Backend,
 }
 
-/// The database behind the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// A SQLite file.
-    Sqlite,
-    /// A PostgreSQL server.
-    Postgres,
-}
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const ORDER_COLUMNS: &str = "order_id, customer_id, status, total_minor, currency_code, \
                              created_at_ms, updated_at_ms";
 
 impl Store {
-    /// Opens the database at `url` (`sqlite://path/to/file.db`, a bare path, or
-    /// `postgres://user:password@host/database`) and applies its migrations.
-    pub async fn connect(url: &str) -> Result<Self, OpenError> {
-        sqlx::any::install_default_drivers();
-        let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_owned())
-        } else {
-            let path = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-                .or_else(|| (!url.contains("://")).then_some(url))
-                .ok_or_else(|| OpenError::Unsupported(redact(url)))?;
-            if let Some(folder) = Path::new(path)
-                .parent()
-                .filter(|f| !f.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(folder).map_err(OpenError::Folder)?;
-            }
-            (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
-        };
-        let options = |connections| {
-            AnyPoolOptions::new()
-                .max_connections(connections)
-                .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; FULL makes every commit
-                        // survive a power cut, not only a crash.
-                        connection
-                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-        };
-        let (pool, writer) = match backend {
-            Backend::Sqlite => {
-                let writer = options(1).connect(&url).await?;
-                sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-                (options(8).connect(&url).await?, writer)
-            }
-            Backend::Postgres => {
-                let pool = options(16).connect(&url).await?;
-                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                (pool.clone(), pool)
-            }
+    /// Opens the database at `url` and applies its migrations.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, OpenError> {
+        let migrations = Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
         };
         Ok(Self {
-            pool,
+            db: Database::open(url, migrations).await?,
             write_wait: None,
-            writer,
-            backend,
         })
     }
 
@@ -168,7 +95,7 @@ impl Store {
 
     /// Which database this is.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.db.backend()
     }
 
     /// Stores a new PENDING order, or returns the order its idempotency key already names.
@@ -180,10 +107,10 @@ impl Store {
     ) -> Result<Inserted, StoreError> {
         let fingerprint = order.fingerprint();
         let mut tx = match self.write_wait {
-            Some(wait) => tokio::time::timeout(wait, self.writer.begin())
+            Some(wait) => tokio::time::timeout(wait, self.db.writer().begin())
                 .await
                 .map_err(|_| StoreError::Busy(wait))??,
-            None => self.writer.begin().await?,
+            None => self.db.writer().begin().await?,
         };
         let inserted = sqlx::query(
             "INSERT INTO orders (order_id, customer_id, idempotency_key, fingerprint, status, \
@@ -210,7 +137,7 @@ impl Store {
             let row =
                 sqlx::query("SELECT order_id, fingerprint FROM orders WHERE idempotency_key = $1")
                     .bind(key)
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.db.reader())
                     .await?;
             let existing_id: String = row.try_get("order_id")?;
             let existing_fingerprint: String = row.try_get("fingerprint")?;
@@ -277,7 +204,7 @@ impl Store {
         .bind(to.as_str())
         .bind(now_ms)
         .bind(&order.order_id)
-        .execute(&self.writer)
+        .execute(self.db.writer())
         .await?
         .rows_affected()
             == 1;
@@ -300,7 +227,7 @@ impl Store {
             "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"
         )))
         .bind(order_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.reader())
         .await?;
         match row {
             Some(row) => Ok(self.with_lines(&[row]).await?.pop()),
@@ -325,7 +252,7 @@ impl Store {
         .bind(after_ms)
         .bind(&after_id)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.reader())
         .await?;
         self.with_lines(&rows).await
     }
@@ -347,7 +274,7 @@ impl Store {
         // PostgreSQL: rows another claimer has locked are skipped, not waited for. The outer
         // lease check is re-evaluated on the newest row version by a claimer that did wait
         // for a lock, so a row leased meanwhile is never claimed twice even then.
-        let lock = match self.backend {
+        let lock = match self.db.backend() {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
@@ -365,7 +292,7 @@ impl Store {
         .bind(now_ms)
         .bind(stale_before)
         .bind(i64::from(limit))
-        .fetch_all(&self.writer)
+        .fetch_all(self.db.writer())
         .await?;
         let mut orders = self.with_lines(&rows).await?;
         orders.sort_by_key(|order| order.created_at_ms);
@@ -389,7 +316,7 @@ impl Store {
         .bind(next_attempt_ms)
         .bind(order_id)
         .bind(owner)
-        .execute(&self.writer)
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }
@@ -398,7 +325,7 @@ impl Store {
     pub async fn attempts(&self, order_id: &str) -> Result<u32, StoreError> {
         let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM orders WHERE order_id = $1")
             .bind(order_id)
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.reader())
             .await?;
         Ok(u32::try_from(attempts).unwrap_or(u32::MAX))
     }
@@ -409,7 +336,7 @@ impl Store {
             "SELECT COUNT(*) AS backlog, MIN(created_at_ms) AS oldest FROM orders \
              WHERE status IN ('PENDING', 'PAYMENT_PENDING')",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.db.reader())
         .await?;
         let count: i64 = row.try_get("backlog")?;
         let oldest: Option<i64> = row.try_get("oldest")?;
@@ -419,14 +346,13 @@ impl Store {
     /// How many orders are stored, whatever their status.
     pub async fn count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.reader())
             .await?)
     }
 
     /// Waits for queries in flight, then closes every connection.
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.pool.close().await;
+        self.db.close().await;
     }
 
     /// The orders of `rows`, in order, each with its lines: one query for all the lines.
@@ -448,7 +374,7 @@ impl Store {
             query = query.bind(id);
         }
         let mut lines: HashMap<String, Vec<Line>> = HashMap::with_capacity(ids.len());
-        for line in query.fetch_all(&self.pool).await? {
+        for line in query.fetch_all(self.db.reader()).await? {
             let quantity: i64 = line.try_get("quantity")?;
             lines
                 .entry(line.try_get("order_id")?)
@@ -486,14 +412,6 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// A URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,14 +434,14 @@ mod tests {
     #[tokio::test]
     async fn a_new_order_that_cannot_get_the_writer_in_time_is_shed_and_nothing_is_stored() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("order.db").display());
+        let url = DatabaseUrl::Sqlite(dir.path().join("order.db"));
         let store = Store::connect(&url)
             .await
             .expect("store opens")
             .with_write_wait(Some(Duration::from_millis(50)));
 
         // Another write holds the writer for longer than the wait.
-        let held = store.writer.begin().await.expect("the writer");
+        let held = store.db.writer().begin().await.expect("the writer");
         let shed = store.insert_pending("ord_shed", &order("k1"), 1).await;
         assert!(
             matches!(shed, Err(StoreError::Busy(wait)) if wait == Duration::from_millis(50)),
@@ -535,14 +453,5 @@ mod tests {
         let taken = store.insert_pending("ord_taken", &order("k1"), 2).await;
         assert!(matches!(taken, Ok(Inserted::New(_))), "{taken:?}");
         assert_eq!(store.count().await.expect("count"), 1);
-    }
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://u:secret@db:5432/orders"),
-            "postgres://…@db:5432/orders"
-        );
-        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }
 }

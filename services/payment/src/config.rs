@@ -6,13 +6,11 @@ use std::{net::SocketAddr, time::Duration};
 use certs::load::{CertificateFile, KeyFile};
 use clap::Parser;
 use secrecy::SecretString;
+use store::{DatabaseUrl, DatabaseUrlParser};
 use telemetry::TelemetryArgs;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::{
-    faults::{FaultSettings, Preset},
-    ledger::DatabaseUrl,
-};
+use crate::faults::{FaultSettings, Preset};
 
 /// Payment service: charges orders exactly once, and misbehaves on demand.
 #[derive(Debug, Clone, Parser)]
@@ -181,35 +179,6 @@ impl FaultArgs {
                 .collect();
             format!("invalid fault flags: {}", fields.join("; "))
         })
-    }
-}
-
-/// Parses `--database-url` without echoing it: clap's own message would repeat the value,
-/// password included, on stderr.
-#[derive(Debug, Clone, Copy)]
-struct DatabaseUrlParser;
-
-impl clap::builder::TypedValueParser for DatabaseUrlParser {
-    type Value = DatabaseUrl;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<DatabaseUrl, clap::Error> {
-        let invalid = |message: String| {
-            clap::Error::raw(
-                clap::error::ErrorKind::ValueValidation,
-                format!("invalid --database-url (PAYMENT_DATABASE_URL): {message}\n"),
-            )
-            .with_cmd(cmd)
-        };
-        value
-            .to_str()
-            .ok_or_else(|| invalid("not UTF-8".to_owned()))?
-            .parse()
-            .map_err(invalid)
     }
 }
 

@@ -13,18 +13,12 @@
 //! SQLite runs in WAL mode with `synchronous = FULL`: a payment that was answered survives a
 //! crash of the process and of the machine.
 
-use std::{
-    fmt,
-    path::{Path, PathBuf},
-    str::FromStr,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::path::Path;
 
 use contracts::payment::v1 as pb;
-use sqlx::{
-    AnyPool, ConnectOptions as _, Executor as _, any::AnyPoolOptions, postgres::PgConnectOptions,
-    sqlite::SqliteConnectOptions,
-};
+use sqlx::migrate::Migrator;
+pub use store::{Backend, DatabaseUrl, OpenError};
+use store::{Database, Migrations, now_ms};
 
 use crate::domain::{Charge, OrderId};
 
@@ -84,137 +78,14 @@ pub enum LedgerError {
     Database(#[from] sqlx::Error),
 }
 
-/// Where the ledger lives: a SQLite file or a PostgreSQL database.
-///
-/// Parsed from `sqlite://path/to/payment.db` (a relative path after `sqlite://`;
-/// `sqlite:///abs/path` for an absolute one), a bare file path, or
-/// `postgres://user:password@host:port/database` (also `postgresql://`). Its `Debug` and
-/// `Display` never show a password, so a logged config cannot leak one.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    /// A SQLite file, created with its folder if missing.
-    Sqlite(PathBuf),
-    /// A PostgreSQL connection URL.
-    Postgres(String),
-}
-
-/// The database behind the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// A SQLite file.
-    Sqlite,
-    /// A PostgreSQL server.
-    Postgres,
-}
-
-/// Opening the ledger failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The folder of the database file could not be made.
-    #[error("cannot create the folder of {path}")]
-    Folder {
-        /// The database file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The database would not open.
-    #[error("cannot open the ledger database {url}")]
-    Connect {
-        /// Where (without a password).
-        url: String,
-        /// Why.
-        source: sqlx::Error,
-    },
-    /// A migration failed.
-    #[error("cannot migrate the ledger database")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
 /// The ledger. Cheap to clone (a pool handle).
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    /// Reads (and, on PostgreSQL, writes too).
-    pool: AnyPool,
-    /// Writes. On SQLite one connection: SQLite has one writer at a time, and writers on
-    /// several connections would wait for each other in SQLite's busy handler, which sleeps
-    /// instead of queueing; one writer connection queues them in the pool. On PostgreSQL the
-    /// same pool as reads.
-    writer: AnyPool,
-    backend: Backend,
+    db: Database,
 }
 
-// === impl DatabaseUrl ===
-
-impl DatabaseUrl {
-    /// Which database this names.
-    pub fn backend(&self) -> Backend {
-        match self {
-            Self::Sqlite(_) => Backend::Sqlite,
-            Self::Postgres(_) => Backend::Postgres,
-        }
-    }
-
-    /// The URL sqlx connects to.
-    fn connect_url(&self) -> String {
-        match self {
-            // sqlx builds the URL, percent-encoding what a path may hold (`?`, `#`, spaces).
-            Self::Sqlite(path) => SqliteConnectOptions::new()
-                .filename(path)
-                .create_if_missing(true)
-                .to_url_lossy()
-                .to_string(),
-            Self::Postgres(url) => url.clone(),
-        }
-    }
-}
-
-impl FromStr for DatabaseUrl {
-    type Err = String;
-
-    fn from_str(url: &str) -> Result<Self, Self::Err> {
-        let unsupported = || {
-            format!(
-                "unsupported database URL `{}`: use sqlite://path/to/payment.db or \
-                 postgres://user:password@host:5432/database",
-                redact(url)
-            )
-        };
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            // Checked now, so a malformed URL is a usage error at start, not a failed connect.
-            PgConnectOptions::from_str(url)
-                .map_err(|_| format!("malformed PostgreSQL URL `{}`", redact(url)))?;
-            return Ok(Self::Postgres(url.to_owned()));
-        }
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .or_else(|| (!url.contains("://")).then_some(url))
-            .ok_or_else(unsupported)?;
-        if path.is_empty() || path.contains(":memory:") || path.contains('?') {
-            // An in-memory ledger forgets every payment at restart, and with it idempotency.
-            return Err(format!(
-                "`{url}` does not name a ledger file: use sqlite://path/to/payment.db"
-            ));
-        }
-        Ok(Self::Sqlite(PathBuf::from(path)))
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
-            Self::Postgres(url) => f.write_str(&redact(url)),
-        }
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({self})")
-    }
-}
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 
 // === impl Payment ===
 
@@ -252,61 +123,12 @@ impl Ledger {
     /// Opens the ledger at `url` (creating a SQLite file and its folder if missing) and
     /// applies the embedded migrations of its dialect.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, OpenError> {
-        sqlx::any::install_default_drivers();
-        if let DatabaseUrl::Sqlite(path) = url
-            && let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(folder).map_err(|source| OpenError::Folder {
-                path: path.display().to_string(),
-                source,
-            })?;
-        }
-        let backend = url.backend();
-        let options = |connections| {
-            AnyPoolOptions::new()
-                .max_connections(connections)
-                .after_connect(move |connection, _| {
-                    Box::pin(async move {
-                        if backend == Backend::Sqlite {
-                            // WAL lets readers run beside the writer; FULL makes every commit
-                            // survive a power cut, not only a crash; writers wait up to 5 s for
-                            // the lock instead of failing at once.
-                            connection
-                                .execute(
-                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA busy_timeout = 5000",
-                                )
-                                .await?;
-                        }
-                        Ok(())
-                    })
-                })
-        };
-        let connect = |connections| async move {
-            options(connections)
-                .connect(&url.connect_url())
-                .await
-                .map_err(|source| OpenError::Connect {
-                    url: url.to_string(),
-                    source,
-                })
-        };
-        let (pool, writer) = match backend {
-            Backend::Sqlite => {
-                let writer = connect(1).await?;
-                sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-                (connect(8).await?, writer)
-            }
-            Backend::Postgres => {
-                let pool = connect(16).await?;
-                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                (pool.clone(), pool)
-            }
+        let migrations = Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
         };
         Ok(Self {
-            pool,
-            writer,
-            backend,
+            db: Database::open(url, migrations).await?,
         })
     }
 
@@ -317,7 +139,7 @@ impl Ledger {
 
     /// Which database this is.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.db.backend()
     }
 
     /// Records `charge` with `verdict`, unless the order has a payment already: then returns
@@ -350,7 +172,7 @@ impl Ledger {
         .bind(payment.status)
         .bind(&payment.decline_reason)
         .bind(payment.created_at_ms)
-        .execute(&self.writer)
+        .execute(self.db.writer())
         .await?
         .rows_affected()
             == 1;
@@ -378,82 +200,19 @@ impl Ledger {
              decline_reason, created_at_ms FROM payments WHERE order_id = $1",
         )
         .bind(order_id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.reader())
         .await
     }
 
     /// How many payments the ledger holds (for tests and the ledger gauge).
     pub async fn count(&self) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar("SELECT COUNT(*) FROM payments")
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.reader())
             .await
     }
 
     /// Waits for queries in flight, then closes every connection.
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.pool.close().await;
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
-/// A URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_name_a_file_or_a_server() {
-        assert_eq!(
-            "sqlite://.stormproof/payment.db".parse(),
-            Ok(DatabaseUrl::Sqlite(".stormproof/payment.db".into()))
-        );
-        assert_eq!(
-            "sqlite:///var/lib/payment/ledger.db".parse(),
-            Ok(DatabaseUrl::Sqlite("/var/lib/payment/ledger.db".into()))
-        );
-        assert_eq!(
-            "ledger.db".parse(),
-            Ok(DatabaseUrl::Sqlite("ledger.db".into()))
-        );
-        let pg: DatabaseUrl = "postgres://pay:secret@db:5432/payments"
-            .parse()
-            .expect("a PostgreSQL URL");
-        assert_eq!(pg.backend(), Backend::Postgres);
-        for bad in [
-            "mysql://db/x",
-            "sqlite://",
-            "sqlite::memory:",
-            "sqlite://x.db?mode=ro",
-        ] {
-            assert!(bad.parse::<DatabaseUrl>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        let pg: DatabaseUrl = "postgres://pay:secret@db:5432/payments"
-            .parse()
-            .expect("a PostgreSQL URL");
-        assert_eq!(pg.to_string(), "postgres://…@db:5432/payments");
-        assert!(!format!("{pg:?}").contains("secret"));
-        let error = "postgres://pay:secret@db:notaport/payments"
-            .parse::<DatabaseUrl>()
-            .expect_err("malformed");
-        assert!(!error.contains("secret"), "{error}");
+        self.db.close().await;
     }
 }

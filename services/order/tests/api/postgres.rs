@@ -9,40 +9,11 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::Value;
-use sqlx::Executor as _;
 use stormproof_payment::faults::{FaultSettings, Preset};
 
-use testkit::Process;
+use testkit::{Process, fresh_database};
 
 use crate::helpers::{sample, spawn_order, spawn_payment};
-
-/// A fresh, empty database on the server the `PG*` variables name; its URL.
-async fn fresh_database() -> String {
-    let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!(
-                "{name} is not set: run PostgreSQL tests under pg_virtualenv (see the module docs)"
-            )
-        })
-    };
-    let server = format!(
-        "postgres://{}:{}@{}:{}",
-        var("PGUSER"),
-        var("PGPASSWORD"),
-        var("PGHOST"),
-        var("PGPORT")
-    );
-    let name = format!("stormproof_{:016x}", rand::random::<u64>());
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
-        .await
-        .expect("PostgreSQL answers");
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .expect("create database");
-    admin.close().await;
-    format!("{server}/{name}")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: pg_virtualenv cargo nextest run --run-ignored only"]
@@ -130,7 +101,7 @@ async fn two_replicas_racing_reconcilers_never_charge_an_order_twice() {
     }
     payment.set_faults(FaultSettings::default());
 
-    let store = stormproof_order::store::Store::connect(&url)
+    let store = stormproof_order::store::Store::connect(&url.parse().expect("a database URL"))
         .await
         .expect("store");
     let drained = tokio::time::timeout(Duration::from_secs(60), async {
@@ -221,7 +192,9 @@ async fn claims_are_exclusive(url: &str) {
         store::{Inserted, Store},
     };
 
-    let store = Store::connect(url).await.expect("store");
+    let store = Store::connect(&url.parse().expect("a database URL"))
+        .await
+        .expect("store");
     let catalogue = Catalogue::shipped();
     for n in 0..400 {
         let input = PlaceOrderInput {

@@ -7,38 +7,15 @@
 
 use contracts::payment::v1 as pb;
 use futures::future::join_all;
-use sqlx::Executor as _;
 use stormproof_payment::ledger::{Backend, DatabaseUrl};
 use tonic::Code;
 
 use crate::helpers::{charge, spawn_app_at};
 
-/// A fresh, empty database on the server the `PG*` variables name; its URL.
+/// A fresh, empty database on the server the `PG*` variables name.
 async fn fresh_database() -> DatabaseUrl {
-    let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!(
-                "{name} is not set: run PostgreSQL tests under pg_virtualenv (see the module docs)"
-            )
-        })
-    };
-    let server = format!(
-        "postgres://{}:{}@{}:{}",
-        var("PGUSER"),
-        var("PGPASSWORD"),
-        var("PGHOST"),
-        var("PGPORT")
-    );
-    let name = format!("stormproof_payment_{:016x}", rand::random::<u64>());
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+    testkit::fresh_database()
         .await
-        .expect("PostgreSQL answers");
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .expect("create database");
-    admin.close().await;
-    format!("{server}/{name}")
         .parse()
         .expect("a PostgreSQL URL")
 }
