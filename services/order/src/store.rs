@@ -16,7 +16,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use sqlx::{Row as _, any::AnyRow, migrate::Migrator};
+use sqlx::migrate::Migrator;
 pub use store::{Backend, DatabaseUrl, OpenError};
 use store::{Database, Migrations};
 
@@ -67,6 +67,27 @@ static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const ORDER_COLUMNS: &str = "order_id, customer_id, status, total_minor, currency_code, \
                              created_at_ms, updated_at_ms";
+
+/// An `orders` row, as [`ORDER_COLUMNS`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct OrderRow {
+    order_id: String,
+    customer_id: String,
+    status: String,
+    total_minor: i64,
+    currency_code: String,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+/// An `order_lines` row.
+#[derive(Debug, sqlx::FromRow)]
+struct LineRow {
+    order_id: String,
+    sku: String,
+    quantity: i64,
+    unit_price_minor: i64,
+}
 
 impl Store {
     /// Opens the database at `url` and applies its migrations.
@@ -134,13 +155,12 @@ impl Store {
         if !inserted {
             tx.rollback().await?;
             let key = order.idempotency_key.as_deref().unwrap_or_default();
-            let row =
-                sqlx::query("SELECT order_id, fingerprint FROM orders WHERE idempotency_key = $1")
-                    .bind(key)
-                    .fetch_one(self.db.reader())
-                    .await?;
-            let existing_id: String = row.try_get("order_id")?;
-            let existing_fingerprint: String = row.try_get("fingerprint")?;
+            let (existing_id, existing_fingerprint): (String, String) = sqlx::query_as(
+                "SELECT order_id, fingerprint FROM orders WHERE idempotency_key = $1",
+            )
+            .bind(key)
+            .fetch_one(self.db.reader())
+            .await?;
             if existing_fingerprint != fingerprint {
                 return Err(StoreError::KeyReused {
                     order_id: existing_id,
@@ -223,14 +243,14 @@ impl Store {
 
     /// The order `order_id`, with its lines.
     pub async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1"
         )))
         .bind(order_id)
         .fetch_optional(self.db.reader())
         .await?;
         match row {
-            Some(row) => Ok(self.with_lines(&[row]).await?.pop()),
+            Some(row) => Ok(self.with_lines(vec![row]).await?.pop()),
             None => Ok(None),
         }
     }
@@ -243,7 +263,7 @@ impl Store {
         after: Option<(i64, String)>,
     ) -> Result<Vec<Order>, StoreError> {
         let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1 \
              AND (created_at_ms < $2 OR (created_at_ms = $2 AND order_id < $3) OR $3 = '') \
              ORDER BY created_at_ms DESC, order_id DESC LIMIT $4"
@@ -254,7 +274,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(self.db.reader())
         .await?;
-        self.with_lines(&rows).await
+        self.with_lines(rows).await
     }
 
     /// Claims up to `limit` unsettled orders that are due, for `lease`: PAYMENT_PENDING ones
@@ -278,7 +298,7 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE orders SET lease_owner = $1, lease_until_ms = $2 \
              WHERE lease_until_ms <= $3 AND order_id IN ( \
                SELECT order_id FROM orders \
@@ -294,7 +314,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(self.db.writer())
         .await?;
-        let mut orders = self.with_lines(&rows).await?;
+        let mut orders = self.with_lines(rows).await?;
         orders.sort_by_key(|order| order.created_at_ms);
         Ok(orders)
     }
@@ -332,14 +352,12 @@ impl Store {
 
     /// Unsettled orders: how many, and when the oldest was created (ms since the epoch).
     pub async fn backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
-        let row = sqlx::query(
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*) AS backlog, MIN(created_at_ms) AS oldest FROM orders \
              WHERE status IN ('PENDING', 'PAYMENT_PENDING')",
         )
         .fetch_one(self.db.reader())
         .await?;
-        let count: i64 = row.try_get("backlog")?;
-        let oldest: Option<i64> = row.try_get("oldest")?;
         Ok((u64::try_from(count).unwrap_or_default(), oldest))
     }
 
@@ -356,52 +374,43 @@ impl Store {
     }
 
     /// The orders of `rows`, in order, each with its lines: one query for all the lines.
-    async fn with_lines(&self, rows: &[AnyRow]) -> Result<Vec<Order>, StoreError> {
+    async fn with_lines(&self, rows: Vec<OrderRow>) -> Result<Vec<Order>, StoreError> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = rows
-            .iter()
-            .map(|row| row.try_get::<String, _>("order_id"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let placeholders: Vec<String> = (1..=rows.len()).map(|n| format!("${n}")).collect();
+        let mut query = sqlx::query_as::<_, LineRow>(sqlx::AssertSqlSafe(format!(
             "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines \
              WHERE order_id IN ({}) ORDER BY order_id, line_no",
             placeholders.join(", ")
         )));
-        for id in &ids {
-            query = query.bind(id);
+        for row in &rows {
+            query = query.bind(&row.order_id);
         }
-        let mut lines: HashMap<String, Vec<Line>> = HashMap::with_capacity(ids.len());
+        let mut lines: HashMap<String, Vec<Line>> = HashMap::with_capacity(rows.len());
         for line in query.fetch_all(self.db.reader()).await? {
-            let quantity: i64 = line.try_get("quantity")?;
-            lines
-                .entry(line.try_get("order_id")?)
-                .or_default()
-                .push(Line {
-                    sku: line.try_get("sku")?,
-                    quantity: u32::try_from(quantity).unwrap_or_default(),
-                    unit_price_minor: line.try_get("unit_price_minor")?,
-                });
+            lines.entry(line.order_id).or_default().push(Line {
+                sku: line.sku,
+                quantity: u32::try_from(line.quantity).unwrap_or_default(),
+                unit_price_minor: line.unit_price_minor,
+            });
         }
-        rows.iter()
-            .zip(ids)
-            .map(|(row, order_id)| {
-                let status: String = row.try_get("status")?;
-                let status = OrderStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("{order_id}: status `{status}`")))?;
+        rows.into_iter()
+            .map(|row| {
+                let status = OrderStatus::parse(&row.status).ok_or_else(|| {
+                    StoreError::Corrupt(format!("{}: status `{}`", row.order_id, row.status))
+                })?;
                 Ok(Order {
-                    customer_id: row.try_get("customer_id")?,
-                    lines: lines.remove(&order_id).unwrap_or_default(),
+                    customer_id: row.customer_id,
+                    lines: lines.remove(&row.order_id).unwrap_or_default(),
                     total: Money {
-                        amount_minor: row.try_get("total_minor")?,
-                        currency_code: row.try_get("currency_code")?,
+                        amount_minor: row.total_minor,
+                        currency_code: row.currency_code,
                     },
                     status,
-                    created_at_ms: row.try_get("created_at_ms")?,
-                    updated_at_ms: row.try_get("updated_at_ms")?,
-                    order_id,
+                    created_at_ms: row.created_at_ms,
+                    updated_at_ms: row.updated_at_ms,
+                    order_id: row.order_id,
                 })
             })
             .collect()
