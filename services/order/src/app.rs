@@ -92,16 +92,6 @@ impl App {
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// The payment client.
-    pub fn payment(&self) -> &PaymentClient {
-        &self.payment
-    }
-
     /// The catalogue.
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue

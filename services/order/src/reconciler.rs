@@ -39,11 +39,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{
-    app::App,
     domain::{Order, OrderStatus},
     metrics,
-    payment::{Charge, FallbackReason},
-    store::StoreError,
+    payment::{Charge, FallbackReason, PaymentClient},
+    store::{Store, StoreError},
 };
 
 /// How long a claim lasts: longer than any charge takes (the default payment timeout is
@@ -84,30 +83,196 @@ impl ReconcilerConfig {
     }
 }
 
-/// Runs until `stop` is cancelled, its concurrency adapted by `limit` (built from
-/// [`ReconcilerConfig::limit`] at start-up, so a bad setting fails there).
-pub async fn run(app: App, config: ReconcilerConfig, limit: Aimd, stop: CancellationToken) {
-    let owner = format!("order-{}-{:08x}", std::process::id(), rand::random::<u32>());
-    let limit = Arc::new(limit);
-    tracing::info!(owner, "reconciler.started");
-    let mut pace = Pace::new(config.max_rate);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep(config.interval) => {}
-        }
-        if let Err(error) = pass(&app, &config, &owner, &limit, &mut pace, &stop).await {
-            tracing::warn!(
-                error = &error as &dyn std::error::Error,
-                "reconciler.pass_failed"
-            );
-        }
-    }
-    tracing::info!(owner, "reconciler.stopped");
+/// The reconciler of one replica: it owns what it works with (the store, the payment client,
+/// its settings and adaptive limit) and a name of its own for the leases it takes. Cheap to
+/// clone: each charge in flight holds a clone.
+#[derive(Debug, Clone)]
+pub struct Reconciler {
+    store: Store,
+    payment: PaymentClient,
+    config: ReconcilerConfig,
+    limit: Arc<Aimd>,
+    owner: Arc<str>,
 }
 
-/// Keeps the backlog gauges fresh until `stop` is cancelled.
-pub async fn watch_backlog(app: App, stop: CancellationToken) {
+impl Reconciler {
+    /// A reconciler charging through `payment`, its concurrency adapted by `limit` (built from
+    /// [`ReconcilerConfig::limit`] at start-up, so a bad setting fails there).
+    pub fn new(
+        store: Store,
+        payment: PaymentClient,
+        config: ReconcilerConfig,
+        limit: Aimd,
+    ) -> Self {
+        let owner = format!("order-{}-{:08x}", std::process::id(), rand::random::<u32>());
+        Self {
+            store,
+            payment,
+            config,
+            limit: Arc::new(limit),
+            owner: owner.into(),
+        }
+    }
+
+    /// Runs until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
+        tracing::info!(owner = %self.owner, "reconciler.started");
+        let mut pace = Pace::new(self.config.max_rate);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(self.config.interval) => {}
+            }
+            if let Err(error) = self.pass(&mut pace, &stop).await {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "reconciler.pass_failed"
+                );
+            }
+        }
+        tracing::info!(owner = %self.owner, "reconciler.stopped");
+    }
+
+    /// One pass: probe while the breaker is not closed, then drain under the adaptive limit
+    /// until nothing is due, the breaker opens, or shutdown.
+    async fn pass(&self, pace: &mut Pace, stop: &CancellationToken) -> Result<(), StoreError> {
+        // Probes: one order at a time until the breaker closes (or refuses).
+        while self.payment.breaker().state() != State::Closed {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            let Some(order) = self.claim(1).await?.pop() else {
+                return Ok(());
+            };
+            pace.wait().await;
+            match self.settle(order).await? {
+                Settled::Refused => return Ok(()), // still open: rest until the next pass
+                Settled::Done | Settled::Failed => {}
+            }
+        }
+        self.drain(pace, stop).await
+    }
+
+    /// Charges due orders concurrently under the limit while the breaker stays closed.
+    async fn drain(&self, pace: &mut Pace, stop: &CancellationToken) -> Result<(), StoreError> {
+        let mut claimed: VecDeque<Order> = VecDeque::new();
+        let mut in_flight: JoinSet<Result<Settled, StoreError>> = JoinSet::new();
+        let mut exhausted = false; // nothing more is due
+        let mut halted = false; // the breaker opened, or shutdown: start nothing more
+        let mut result = Ok(());
+        loop {
+            halted |= stop.is_cancelled() || self.payment.breaker().state() != State::Closed;
+            if !halted {
+                if claimed.is_empty() && !exhausted {
+                    let want = u32::try_from(self.limit.limit()).unwrap_or(u32::MAX);
+                    match self.claim(want).await {
+                        Ok(orders) => {
+                            exhausted = orders.is_empty();
+                            claimed.extend(orders);
+                        }
+                        Err(error) => {
+                            result = Err(error);
+                            halted = true;
+                        }
+                    }
+                }
+                while !halted && !claimed.is_empty() {
+                    let Some(admitted) = self.limit.try_admit() else {
+                        break;
+                    };
+                    let Some(order) = claimed.pop_front() else {
+                        self.limit.release();
+                        break;
+                    };
+                    pace.wait().await;
+                    let reconciler = self.clone();
+                    in_flight.spawn(async move {
+                        let started = Instant::now();
+                        let settled = reconciler.settle(order).await;
+                        reconciler.limit.release();
+                        let overloaded = !matches!(settled, Ok(Settled::Done));
+                        reconciler.limit.sample(admitted, started, overloaded);
+                        settled
+                    });
+                }
+            }
+            if in_flight.is_empty() && (halted || (exhausted && claimed.is_empty())) {
+                break;
+            }
+            match in_flight.join_next().await {
+                Some(Ok(Ok(Settled::Refused))) => halted = true,
+                Some(Ok(Ok(Settled::Done | Settled::Failed))) => {}
+                Some(Ok(Err(error))) => {
+                    result = Err(error);
+                    halted = true;
+                }
+                Some(Err(panicked)) => {
+                    tracing::error!(error = %panicked, "reconciler.charge_panicked");
+                    halted = true;
+                }
+                None => {} // nothing in flight: claim more above
+            }
+        }
+        // Orders claimed but not started go back unchanged.
+        for order in claimed {
+            self.store
+                .release(&order.order_id, &self.owner, now_ms(), false)
+                .await?;
+        }
+        result
+    }
+
+    async fn claim(&self, limit: u32) -> Result<Vec<Order>, StoreError> {
+        self.store
+            .claim(&self.owner, limit, LEASE, self.config.stale_after, now_ms())
+            .await
+    }
+
+    /// Charges one claimed `order` and stores how that went.
+    async fn settle(&self, order: Order) -> Result<Settled, StoreError> {
+        let span = tracing::info_span!("order.reconcile", order_id = %order.order_id);
+        let charge = self
+            .payment
+            .charge(&order, None)
+            .instrument(span.clone())
+            .await;
+        match charge {
+            Charge::Captured | Charge::Declined(_) => {
+                let (status, outcome) = if charge == Charge::Captured {
+                    (OrderStatus::Confirmed, "confirmed")
+                } else {
+                    (OrderStatus::Rejected, "rejected")
+                };
+                let settled = self.store.transition(order, status, now_ms()).await?;
+                metrics::reconciled(outcome);
+                tracing::info!(parent: &span, status = settled.status.as_str(), "order.reconciled");
+                Ok(Settled::Done)
+            }
+            Charge::Deferred(FallbackReason::BreakerOpen) => {
+                self.store
+                    .release(&order.order_id, &self.owner, now_ms(), false)
+                    .await?;
+                metrics::reconciled("deferred");
+                Ok(Settled::Refused)
+            }
+            Charge::Deferred(reason) => {
+                let attempts = self.store.attempts(&order.order_id).await?;
+                let wait = backoff(attempts, self.config.max_backoff);
+                let next =
+                    now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+                self.store
+                    .release(&order.order_id, &self.owner, next, true)
+                    .await?;
+                metrics::reconciled("retry");
+                tracing::info!(parent: &span, reason = reason.as_str(), retry_in_ms = wait.as_millis() as u64, "order.reconcile_failed");
+                Ok(Settled::Failed)
+            }
+        }
+    }
+}
+
+/// Keeps the backlog gauges fresh from `store` until `stop` is cancelled.
+pub async fn watch_backlog(store: Store, stop: CancellationToken) {
     let mut tick = tokio::time::interval(BACKLOG_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -115,7 +280,7 @@ pub async fn watch_backlog(app: App, stop: CancellationToken) {
             () = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
-        match app.store().backlog().await {
+        match store.backlog().await {
             Ok((count, oldest)) => {
                 let age = oldest.map_or(0.0, |created| (now_ms() - created).max(0) as f64 / 1000.0);
                 metrics::backlog(count, age);
@@ -128,125 +293,6 @@ pub async fn watch_backlog(app: App, stop: CancellationToken) {
     }
 }
 
-/// One pass: probe while the breaker is not closed, then drain under the adaptive limit until
-/// nothing is due, the breaker opens, or shutdown.
-async fn pass(
-    app: &App,
-    config: &ReconcilerConfig,
-    owner: &str,
-    limit: &Arc<Aimd>,
-    pace: &mut Pace,
-    stop: &CancellationToken,
-) -> Result<(), StoreError> {
-    // Probes: one order at a time until the breaker closes (or refuses).
-    while app.payment().breaker().state() != State::Closed {
-        if stop.is_cancelled() {
-            return Ok(());
-        }
-        let Some(order) = claim(app, config, owner, 1).await?.pop() else {
-            return Ok(());
-        };
-        pace.wait().await;
-        match settle(app, config, owner, order).await? {
-            Settled::Refused => return Ok(()), // still open: rest until the next pass
-            Settled::Done | Settled::Failed => {}
-        }
-    }
-    drain(app, config, owner, limit, pace, stop).await
-}
-
-/// Charges due orders concurrently under `limit` while the breaker stays closed.
-async fn drain(
-    app: &App,
-    config: &ReconcilerConfig,
-    owner: &str,
-    limit: &Arc<Aimd>,
-    pace: &mut Pace,
-    stop: &CancellationToken,
-) -> Result<(), StoreError> {
-    let mut claimed: VecDeque<Order> = VecDeque::new();
-    let mut in_flight: JoinSet<Result<Settled, StoreError>> = JoinSet::new();
-    let mut exhausted = false; // nothing more is due
-    let mut halted = false; // the breaker opened, or shutdown: start nothing more
-    let mut result = Ok(());
-    loop {
-        halted |= stop.is_cancelled() || app.payment().breaker().state() != State::Closed;
-        if !halted {
-            if claimed.is_empty() && !exhausted {
-                let want = u32::try_from(limit.limit()).unwrap_or(u32::MAX);
-                match claim(app, config, owner, want).await {
-                    Ok(orders) => {
-                        exhausted = orders.is_empty();
-                        claimed.extend(orders);
-                    }
-                    Err(error) => {
-                        result = Err(error);
-                        halted = true;
-                    }
-                }
-            }
-            while !halted && !claimed.is_empty() {
-                let Some(admitted) = limit.try_admit() else {
-                    break;
-                };
-                let Some(order) = claimed.pop_front() else {
-                    limit.release();
-                    break;
-                };
-                pace.wait().await;
-                let (app, config, owner, limit) = (
-                    app.clone(),
-                    config.clone(),
-                    owner.to_owned(),
-                    Arc::clone(limit),
-                );
-                in_flight.spawn(async move {
-                    let started = Instant::now();
-                    let settled = settle(&app, &config, &owner, order).await;
-                    limit.release();
-                    let overloaded = !matches!(settled, Ok(Settled::Done));
-                    limit.sample(admitted, started, overloaded);
-                    settled
-                });
-            }
-        }
-        if in_flight.is_empty() && (halted || (exhausted && claimed.is_empty())) {
-            break;
-        }
-        match in_flight.join_next().await {
-            Some(Ok(Ok(Settled::Refused))) => halted = true,
-            Some(Ok(Ok(Settled::Done | Settled::Failed))) => {}
-            Some(Ok(Err(error))) => {
-                result = Err(error);
-                halted = true;
-            }
-            Some(Err(panicked)) => {
-                tracing::error!(error = %panicked, "reconciler.charge_panicked");
-                halted = true;
-            }
-            None => {} // nothing in flight: claim more above
-        }
-    }
-    // Orders claimed but not started go back unchanged.
-    for order in claimed {
-        app.store()
-            .release(&order.order_id, owner, now_ms(), false)
-            .await?;
-    }
-    result
-}
-
-async fn claim(
-    app: &App,
-    config: &ReconcilerConfig,
-    owner: &str,
-    limit: u32,
-) -> Result<Vec<Order>, StoreError> {
-    app.store()
-        .claim(owner, limit, LEASE, config.stale_after, now_ms())
-        .await
-}
-
 /// How one charge ended, for the pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settled {
@@ -256,52 +302,6 @@ enum Settled {
     Failed,
     /// The breaker refused; the order is given back as it was.
     Refused,
-}
-
-/// Charges one claimed `order` and stores how that went.
-async fn settle(
-    app: &App,
-    config: &ReconcilerConfig,
-    owner: &str,
-    order: Order,
-) -> Result<Settled, StoreError> {
-    let span = tracing::info_span!("order.reconcile", order_id = %order.order_id);
-    let charge = app
-        .payment()
-        .charge(&order, None)
-        .instrument(span.clone())
-        .await;
-    match charge {
-        Charge::Captured | Charge::Declined(_) => {
-            let (status, outcome) = if charge == Charge::Captured {
-                (OrderStatus::Confirmed, "confirmed")
-            } else {
-                (OrderStatus::Rejected, "rejected")
-            };
-            let settled = app.store().transition(order, status, now_ms()).await?;
-            metrics::reconciled(outcome);
-            tracing::info!(parent: &span, status = settled.status.as_str(), "order.reconciled");
-            Ok(Settled::Done)
-        }
-        Charge::Deferred(FallbackReason::BreakerOpen) => {
-            app.store()
-                .release(&order.order_id, owner, now_ms(), false)
-                .await?;
-            metrics::reconciled("deferred");
-            Ok(Settled::Refused)
-        }
-        Charge::Deferred(reason) => {
-            let attempts = app.store().attempts(&order.order_id).await?;
-            let wait = backoff(attempts, config.max_backoff);
-            let next = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-            app.store()
-                .release(&order.order_id, owner, next, true)
-                .await?;
-            metrics::reconciled("retry");
-            tracing::info!(parent: &span, reason = reason.as_str(), retry_in_ms = wait.as_millis() as u64, "order.reconcile_failed");
-            Ok(Settled::Failed)
-        }
-    }
 }
 
 /// A ceiling on charges started per second: a start waits only when it would exceed it.

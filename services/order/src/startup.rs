@@ -14,6 +14,7 @@ use contracts::order::v1::{FILE_DESCRIPTOR_SET, order_service_server::OrderServi
 use metrics_exporter_prometheus::PrometheusHandle;
 use resilience::{
     ConfigError,
+    breaker::BreakerHandle,
     limit::{Aimd, LimitLayer, LimitObserver as _},
 };
 use server::{ServeError, Service, Skeleton, SkeletonConfig, SkeletonError, skeleton::bind};
@@ -28,7 +29,7 @@ use crate::{
     grpc::OrderApi,
     http, metrics,
     payment::{self, PaymentClient, PaymentTls},
-    reconciler,
+    reconciler::{self, Reconciler},
     store::{OpenError, Store},
 };
 
@@ -69,6 +70,8 @@ pub enum StartupError {
 pub struct Application {
     skeleton: Skeleton,
     app: App,
+    store: Store,
+    breaker: BreakerHandle,
     addrs: [SocketAddr; 3],
     payment_tls: &'static str,
     admin: bool,
@@ -91,9 +94,19 @@ impl Application {
         self.addrs[2]
     }
 
-    /// The application (tests reach the store and breaker through it).
+    /// The application both edges serve.
     pub fn app(&self) -> &App {
         &self.app
+    }
+
+    /// The store (tests count and read what was stored).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The breaker on the calls to payment (tests read and force its state).
+    pub fn breaker(&self) -> &BreakerHandle {
+        &self.breaker
     }
 }
 
@@ -154,7 +167,15 @@ impl Service for Application {
         let store = Store::connect(&config.database_url)
             .await?
             .with_write_wait(config.store_write_wait);
-        let app = App::new(store, catalogue, payment, config.payment.payment_budget);
+        let breaker = payment.breaker().clone();
+        let reconciler =
+            Reconciler::new(store.clone(), payment.clone(), reconciler, reconciler_limit);
+        let app = App::new(
+            store.clone(),
+            catalogue,
+            payment,
+            config.payment.payment_budget,
+        );
         let http_listener = bind(config.http_addr).await?;
         let http_addr = http_listener.local_addr().unwrap_or(config.http_addr);
         let mut skeleton = Skeleton::bind::<OrderServiceServer<OrderApi>>(SkeletonConfig {
@@ -167,8 +188,7 @@ impl Service for Application {
         .await?
         .add_grpc(limit.layer(OrderServiceServer::new(OrderApi::new(app.clone()))));
         if let Some(admin_token) = config.admin_token.clone() {
-            skeleton =
-                skeleton.merge_ops(admin::router(app.payment().breaker().clone(), admin_token));
+            skeleton = skeleton.merge_ops(admin::router(breaker.clone(), admin_token));
         }
         // http::serve, not axum::serve: it bounds header size, header time and connections.
         let api = http::serve(
@@ -176,9 +196,8 @@ impl Service for Application {
             http::router(app.clone(), limit),
             skeleton.stopping(),
         );
-        let reconciler =
-            reconciler::run(app.clone(), reconciler, reconciler_limit, skeleton.token());
-        let backlog = reconciler::watch_backlog(app.clone(), skeleton.token());
+        let reconciler = reconciler.run(skeleton.token());
+        let backlog = reconciler::watch_backlog(store.clone(), skeleton.token());
         let skeleton = skeleton
             .spawn_on_run("http", api)
             .spawn_on_run("reconciler", async move {
@@ -197,6 +216,8 @@ impl Service for Application {
             ],
             skeleton,
             app,
+            store,
+            breaker,
             payment_tls: tls.as_ref().map_or("off", PaymentTls::mode),
             admin: config.admin_token.is_some(),
             grace: config.shutdown_grace,
@@ -222,7 +243,7 @@ impl Service for Application {
                 );
             })
             .await;
-        self.app.store().close().await;
+        self.store.close().await;
         Ok(served?)
     }
 }

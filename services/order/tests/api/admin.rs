@@ -100,7 +100,7 @@ async fn the_admin_body_rule_refuses_other_types_and_large_bodies_as_problems() 
         ("application/json", large, 413),
     ] {
         testkit::admin_refusal(&order.http, &url, ADMIN_TOKEN, content_type, body, expected).await;
-        assert_eq!(order.app.payment().breaker().state().as_str(), "closed");
+        assert_eq!(order.breaker.state().as_str(), "closed");
     }
     let taken = order
         .http
@@ -112,10 +112,7 @@ async fn the_admin_body_rule_refuses_other_types_and_large_bodies_as_problems() 
         .await
         .expect("answered");
     assert_eq!(taken.status(), StatusCode::OK, "parameters are allowed");
-    assert_eq!(
-        order.app.payment().breaker().state().as_str(),
-        "forced_open"
-    );
+    assert_eq!(order.breaker.state().as_str(), "forced_open");
     order.stop().await;
     payment.stop().await;
 }
@@ -145,7 +142,7 @@ async fn a_bad_timeout_header_says_what_a_valid_one_looks_like() {
             .is_some_and(|message| message.contains("whole number of milliseconds, such as 250")),
         "{problem}"
     );
-    assert_eq!(order.app.store().count().await.expect("count"), 0);
+    assert_eq!(order.store.count().await.expect("count"), 0);
     order.stop().await;
     payment.stop().await;
 }

@@ -110,7 +110,7 @@ async fn a_backlog_drains_through_a_payment_that_fails_a_quarter_of_calls() {
     // The breaker's state every 50 ms, from its first close after the heal (before it, the
     // outage's grown wait is running out) until the backlog is drained: the longest spell
     // it spent not closed.
-    let breaker = order.app.payment().breaker();
+    let breaker = &order.breaker;
     let tick = Duration::from_millis(50);
     let (mut let_in, mut spell, mut longest) = (false, Duration::ZERO, Duration::ZERO);
     let watch = async {

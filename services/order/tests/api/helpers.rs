@@ -148,6 +148,8 @@ pub struct Order {
     pub grpc_addr: SocketAddr,
     pub ops_addr: SocketAddr,
     pub app: stormproof_order::app::App,
+    pub store: stormproof_order::store::Store,
+    pub breaker: resilience::breaker::BreakerHandle,
     pub http: reqwest::Client,
     running: Running,
     _dir: tempfile::TempDir,
@@ -184,7 +186,11 @@ pub async fn spawn_order(payment_url: &str, flags: &[&str]) -> Order {
         .await
         .expect("order starts");
     let (http_addr, grpc_addr, ops_addr) = (app.http_addr(), app.grpc_addr(), app.ops_addr());
-    let state = app.app().clone();
+    let (state, store, breaker) = (
+        app.app().clone(),
+        app.store().clone(),
+        app.breaker().clone(),
+    );
     let running = Running::spawn(|stopped| async move {
         app.run_until_stopped(async {
             let _ = stopped.await;
@@ -197,6 +203,8 @@ pub async fn spawn_order(payment_url: &str, flags: &[&str]) -> Order {
         grpc_addr,
         ops_addr,
         app: state,
+        store,
+        breaker,
         http: reqwest::Client::new(),
         running,
         _dir: dir,
@@ -247,7 +255,7 @@ impl Order {
     pub async fn drained(&self, timeout: Duration) -> bool {
         tokio::time::timeout(timeout, async {
             loop {
-                let (backlog, _) = self.app.store().backlog().await.expect("backlog");
+                let (backlog, _) = self.store.backlog().await.expect("backlog");
                 if backlog == 0 {
                     return;
                 }

@@ -90,7 +90,7 @@ async fn bad_inputs_are_refused_naming_the_field_and_store_nothing() {
     assert_eq!(not_json.status(), 415);
 
     assert_eq!(
-        order.app.store().count().await.expect("count"),
+        order.store.count().await.expect("count"),
         0,
         "no row written"
     );

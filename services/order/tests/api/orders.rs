@@ -167,11 +167,7 @@ async fn twenty_concurrent_requests_with_one_key_make_one_order_and_one_charge()
         assert_eq!(*status, 201, "{body}");
         assert_eq!(body["order_id"], first_id, "the same order every time");
     }
-    assert_eq!(
-        order.app.store().count().await.expect("count"),
-        1,
-        "one order"
-    );
+    assert_eq!(order.store.count().await.expect("count"), 1, "one order");
     assert_eq!(
         payment.ledger.count().await.expect("count"),
         1,
@@ -184,7 +180,7 @@ async fn twenty_concurrent_requests_with_one_key_make_one_order_and_one_charge()
         .await;
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
-    assert_eq!(order.app.store().count().await.expect("count"), 1);
+    assert_eq!(order.store.count().await.expect("count"), 1);
     // The client's mistake is not a failed order: orders_total counts the one order, and the
     // 422 is counted where answers are, by status code.
     let metrics = order.metrics().await;

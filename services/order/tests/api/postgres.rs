@@ -22,7 +22,7 @@ async fn orders_are_stored_read_and_deduplicated_on_postgres() {
     let payment = spawn_payment().await;
     let order = spawn_order(&payment.url(), &["--database-url", &url]).await;
     assert_eq!(
-        order.app.store().backend(),
+        order.store.backend(),
         stormproof_order::store::Backend::Postgres
     );
 
@@ -49,7 +49,7 @@ async fn orders_are_stored_read_and_deduplicated_on_postgres() {
             .iter()
             .all(|(status, body)| *status == 201 && body["order_id"] == first)
     );
-    assert_eq!(order.app.store().count().await.expect("count"), 2);
+    assert_eq!(order.store.count().await.expect("count"), 2);
     assert_eq!(
         payment.ledger.count().await.expect("count"),
         2,

@@ -156,7 +156,7 @@ async fn with_payment_killed_orders_are_accepted_fast_and_charged_once_it_return
         assert_eq!(status, 202, "accepted while payment is down: {body}");
         assert_eq!(body["status"], "PAYMENT_PENDING");
         ids.push(body["order_id"].as_str().expect("id").to_owned());
-        if order.app.payment().breaker().state() == State::Open {
+        if order.breaker.state() == State::Open {
             fast.push(elapsed);
         }
     }
@@ -481,7 +481,7 @@ async fn a_new_order_the_writer_cannot_take_in_time_is_shed_with_retry_after() {
         "the order that held the writer is taken"
     );
     assert_eq!(
-        order.app.store().count().await.expect("count"),
+        order.store.count().await.expect("count"),
         1,
         "only the first order is stored"
     );
