@@ -18,7 +18,7 @@ pub mod reliability;
 
 use std::path::{Path, PathBuf};
 
-use testkit::Process;
+use testkit::{Process, ServiceArgs, sqlite_url};
 
 /// The admin token the stack's processes are started with.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
@@ -105,30 +105,14 @@ impl Stack {
     pub async fn start(order_flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let env = [("ADMIN_TOKEN", ADMIN_TOKEN)];
-        let payment_db = format!("sqlite://{}", dir.path().join("payment.db").display());
-        let payment = Process::start(
-            &binary("payment"),
-            &["--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"],
-            &[env[0], ("PAYMENT_DATABASE_URL", &payment_db)],
-        )
-        .await
-        .expect("payment starts");
+        let payment = ServiceArgs::payment(&sqlite_url(&dir.path().join("payment.db")));
+        let payment = Process::start(&binary("payment"), &payment.as_strs(), &env)
+            .await
+            .expect("payment starts");
         let payment_url = format!("http://{}", payment.addr("grpc_addr"));
-        let order_db = format!("sqlite://{}", dir.path().join("order.db").display());
-        let mut args = vec![
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--ops-addr",
-            "127.0.0.1:0",
-            "--payment-url",
-            &payment_url,
-            "--database-url",
-            &order_db,
-        ];
-        args.extend_from_slice(order_flags);
-        let order = Process::start(&binary("order"), &args, &env)
+        let args = ServiceArgs::order(&payment_url, &sqlite_url(&dir.path().join("order.db")))
+            .extend(order_flags);
+        let order = Process::start(&binary("order"), &args.as_strs(), &env)
             .await
             .expect("order starts");
         Self {

@@ -32,11 +32,23 @@ impl ServiceArgs {
         self
     }
 
-    /// Adds `extra` as given (flags and their values, in order).
+    /// Adds `extra` (flags and their values, in order). A flag already on the line takes
+    /// the value that follows it in `extra` instead of being given twice, which clap refuses:
+    /// a test's `--database-url` replaces the default one.
     #[must_use]
     pub fn extend<S: AsRef<str>>(mut self, extra: &[S]) -> Self {
-        self.0
-            .extend(extra.iter().map(|arg| arg.as_ref().to_owned()));
+        let mut extra = extra.iter().map(AsRef::as_ref);
+        while let Some(arg) = extra.next() {
+            let present = arg.starts_with("--") && arg.len() > 2;
+            match self.0.iter().position(|given| present && given == arg) {
+                Some(at) if at + 1 < self.0.len() => {
+                    if let Some(value) = extra.next() {
+                        self.0[at + 1] = value.to_owned();
+                    }
+                }
+                _ => self.0.push(arg.to_owned()),
+            }
+        }
         self
     }
 
@@ -56,9 +68,9 @@ impl ServiceArgs {
     }
 }
 
-/// `sqlite://<dir>/<file>`: a SQLite store in a test's temporary folder.
-pub fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
-    format!("sqlite://{}", dir.join(file).display())
+/// `sqlite://<file>`: a SQLite store at `file` (in a test's temporary folder, say).
+pub fn sqlite_url(file: &std::path::Path) -> String {
+    format!("sqlite://{}", file.display())
 }
 
 #[cfg(test)]
@@ -90,5 +102,34 @@ mod tests {
         let payment = ServiceArgs::payment("sqlite://p.db");
         assert!(payment.has("--ops-addr") && !payment.has("--http-addr"));
         assert_eq!(payment.as_strs().len(), 6);
+    }
+
+    #[test]
+    fn a_flag_given_again_replaces_its_value() {
+        let order = ServiceArgs::order("http://a", "sqlite://default.db").extend(&[
+            "--database-url",
+            "postgres://db/x",
+            "--quiet",
+            "--payment-url",
+            "http://b",
+            "--limit-min",
+            "127.0.0.1:0",
+        ]);
+        assert_eq!(
+            order.as_strs()[..6],
+            ServiceArgs::order("", "").as_strs()[..6]
+        );
+        assert_eq!(
+            order.as_strs()[6..],
+            [
+                "--payment-url",
+                "http://b",
+                "--database-url",
+                "postgres://db/x",
+                "--quiet",
+                "--limit-min",
+                "127.0.0.1:0"
+            ]
+        );
     }
 }

@@ -22,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use testkit::Process;
+use testkit::{Process, ServiceArgs, sqlite_url};
 
 mod cpu;
 mod load;
@@ -111,16 +111,13 @@ impl Cluster {
 
     /// Starts payment on its ledger and points the link at it.
     pub async fn start_payment(&mut self) {
-        let ledger = format!("sqlite://{}", self.payment_db().display());
+        let ledger = ServiceArgs::payment(&sqlite_url(&self.payment_db()));
         let payment = self
             .spawn(
                 Side::System,
                 "payment",
-                &["--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0"],
-                &[
-                    ("ADMIN_TOKEN", ADMIN_TOKEN),
-                    ("PAYMENT_DATABASE_URL", &ledger),
-                ],
+                &ledger.as_strs(),
+                &[("ADMIN_TOKEN", ADMIN_TOKEN)],
             )
             .await
             .expect("payment starts");
@@ -136,25 +133,12 @@ impl Cluster {
     /// Starts an order instance on the shared store, calling payment through the link. The
     /// front is not pointed at it: see [`route_to`](Self::route_to).
     pub async fn start_order(&self) -> Process {
-        let database = format!("sqlite://{}", self.order_db().display());
-        let payment_url = self.link.url();
-        let mut args = vec![
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--ops-addr",
-            "127.0.0.1:0",
-            "--payment-url",
-            &payment_url,
-            "--database-url",
-            &database,
-        ];
-        args.extend(self.order_flags.iter().map(String::as_str));
+        let args = ServiceArgs::order(&self.link.url(), &sqlite_url(&self.order_db()))
+            .extend(&self.order_flags);
         self.spawn(
             Side::System,
             "order",
-            &args,
+            &args.as_strs(),
             &[("ADMIN_TOKEN", ADMIN_TOKEN)],
         )
         .await

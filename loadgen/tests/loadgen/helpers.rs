@@ -8,6 +8,7 @@ use server::Service as _;
 use stormproof_order::Application as OrderApplication;
 use stormproof_payment::Application as PaymentApplication;
 use telemetry::{ServiceInfo, TelemetryGuard};
+use testkit::{ServiceArgs, sqlite_url};
 use tokio::sync::oneshot;
 
 pub const ADMIN_TOKEN: &str = "loadgen-test-token";
@@ -49,16 +50,10 @@ impl Stack {
         let guard = init_telemetry();
         let dir = tempfile::tempdir().expect("temp dir");
 
-        let mut config = <stormproof_payment::Config as clap::Parser>::try_parse_from([
-            "payment",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--ops-addr",
-            "127.0.0.1:0",
-        ])
-        .expect("payment flags");
-        config.database_url =
-            stormproof_payment::ledger::DatabaseUrl::Sqlite(dir.path().join("payment.db"));
+        let args = ServiceArgs::payment(&sqlite_url(&dir.path().join("payment.db")));
+        let mut config =
+            <stormproof_payment::Config as clap::Parser>::try_parse_from(args.argv("payment"))
+                .expect("payment flags");
         config.admin_token = Some(SecretString::from(ADMIN_TOKEN.to_owned()));
         let payment = PaymentApplication::build(config, guard.prometheus())
             .await
@@ -71,25 +66,12 @@ impl Stack {
         let payment_running = Running(Some(stop));
 
         let payment_url = format!("http://{payment_grpc}");
-        let database = format!("sqlite://{}", dir.path().join("order.db").display());
-        let mut args = vec![
-            "order",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--ops-addr",
-            "127.0.0.1:0",
-            "--payment-url",
-            &payment_url,
-            "--reconcile-interval",
-            "100ms",
-            "--database-url",
-            &database,
-        ];
-        args.extend_from_slice(order_flags);
+        let args = ServiceArgs::order(&payment_url, &sqlite_url(&dir.path().join("order.db")))
+            .extend(&["--reconcile-interval", "100ms"])
+            .extend(order_flags);
         let mut config =
-            <stormproof_order::Config as clap::Parser>::try_parse_from(args).expect("order flags");
+            <stormproof_order::Config as clap::Parser>::try_parse_from(args.argv("order"))
+                .expect("order flags");
         config.admin_token = Some(SecretString::from(ADMIN_TOKEN.to_owned()));
         let order = OrderApplication::build(config, guard.prometheus())
             .await

@@ -16,6 +16,7 @@ use telemetry::{ServiceInfo, TelemetryGuard};
 use tokio::sync::oneshot;
 
 pub use testkit::sample;
+use testkit::{ServiceArgs, sqlite_url};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -160,27 +161,11 @@ pub struct Order {
 pub async fn spawn_order(payment_url: &str, flags: &[&str]) -> Order {
     let guard = init_telemetry(None);
     let dir = tempfile::tempdir().expect("temp dir");
-    let database = format!("sqlite://{}", dir.path().join("order.db").display());
-    let mut args = vec![
-        "order",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--ops-addr",
-        "127.0.0.1:0",
-        "--payment-url",
-        payment_url,
-    ];
-    if !flags.contains(&"--reconcile-interval") {
-        args.extend_from_slice(&["--reconcile-interval", "100ms"]);
-    }
-    if !flags.contains(&"--database-url") {
-        args.extend_from_slice(&["--database-url", &database]);
-    }
-    args.extend_from_slice(flags);
-    let mut config =
-        <stormproof_order::Config as clap::Parser>::try_parse_from(args).expect("flags");
+    let args = ServiceArgs::order(payment_url, &sqlite_url(&dir.path().join("order.db")))
+        .extend(&["--reconcile-interval", "100ms"])
+        .extend(flags);
+    let mut config = <stormproof_order::Config as clap::Parser>::try_parse_from(args.argv("order"))
+        .expect("flags");
     config.admin_token = Some(SecretString::from(ADMIN_TOKEN.to_owned()));
     let app = OrderApplication::build(config, guard.prometheus())
         .await

@@ -11,7 +11,7 @@ use futures::future::join_all;
 use serde_json::Value;
 use stormproof_payment::faults::{FaultSettings, Preset};
 
-use testkit::{Process, fresh_database};
+use testkit::{Process, ServiceArgs, fresh_database};
 
 use crate::helpers::{sample, spawn_order, spawn_payment};
 
@@ -158,30 +158,17 @@ async fn two_replicas_racing_reconcilers_never_charge_an_order_twice() {
 /// An order process on `database`, calling `payment`. Each reconciler pass claims a second's
 /// worth of charges (20), so neither replica can take the whole backlog at once: they race.
 async fn replica(database: &str, payment: &str) -> Process {
-    Process::start(
-        env!("CARGO_BIN_EXE_order"),
-        &[
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--ops-addr",
-            "127.0.0.1:0",
-            "--database-url",
-            database,
-            "--payment-url",
-            payment,
-            "--breaker-wait",
-            "300ms",
-            "--reconcile-interval",
-            "100ms",
-            "--reconcile-max-rate",
-            "20",
-        ],
-        &[],
-    )
-    .await
-    .expect("an order replica starts")
+    let args = ServiceArgs::order(payment, database).extend(&[
+        "--breaker-wait",
+        "300ms",
+        "--reconcile-interval",
+        "100ms",
+        "--reconcile-max-rate",
+        "20",
+    ]);
+    Process::start(env!("CARGO_BIN_EXE_order"), &args.as_strs(), &[])
+        .await
+        .expect("an order replica starts")
 }
 
 /// Eight claimers at once on one backlog: every order is claimed by exactly one of them.

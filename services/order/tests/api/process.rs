@@ -14,7 +14,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use sqlx::Row as _;
 use stormproof_payment::faults::FaultSettings;
-use testkit::Process;
+use testkit::{Process, ServiceArgs, sqlite_url};
 
 use crate::helpers::{Payment, spawn_payment};
 
@@ -32,30 +32,15 @@ async fn start_payment(latency_ms: u64) -> Payment {
 
 /// The order binary, on `dir`'s database.
 async fn start_order(dir: &std::path::Path, payment: &Payment) -> Process {
-    let database = format!("sqlite://{}", dir.join("order.db").display());
-    let payment_url = payment.url();
-    Process::start(
-        ORDER,
-        &[
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--ops-addr",
-            "127.0.0.1:0",
-            "--database-url",
-            &database,
-            "--payment-url",
-            &payment_url,
-            "--reconcile-interval",
-            "100ms",
-            "--reconcile-stale-after",
-            "1s",
-        ],
-        &[],
-    )
-    .await
-    .expect("order starts")
+    let args = ServiceArgs::order(&payment.url(), &sqlite_url(&dir.join("order.db"))).extend(&[
+        "--reconcile-interval",
+        "100ms",
+        "--reconcile-stale-after",
+        "1s",
+    ]);
+    Process::start(ORDER, &args.as_strs(), &[])
+        .await
+        .expect("order starts")
 }
 
 /// `clients` loops placing orders until `stop`; every acknowledged order (201/202) is kept.
