@@ -34,7 +34,13 @@ async fn check(
     problems: &mut Vec<String>,
 ) {
     let expr = substitute(expr);
-    let found = promql::dependencies(&expr);
+    let found = match promql::dependencies(&expr) {
+        Ok(found) => found,
+        Err(error) => {
+            problems.push(format!("{place}: not PromQL ({error}): `{expr}`"));
+            return;
+        }
+    };
     let mut labels_seen = BTreeSet::new();
     for selector in &found.selectors {
         let series = prometheus.series(&selector.metric).await;
