@@ -56,8 +56,8 @@ struct Args {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     duration: Duration,
 
-    /// Interleaved rounds of the throughput comparison (echo, order, order without telemetry,
-    /// order with its store on disk).
+    // Each round runs echo, relay, order, order without telemetry and order on disk in turn.
+    /// Interleaved rounds of the throughput comparison.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
 
@@ -65,8 +65,8 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
 
-    /// Concurrent calls of the fail-fast cases (below the payment bulkhead's 64, so that every
-    /// call reaches the breaker).
+    // Below the payment bulkhead's 64, so that every call reaches the breaker.
+    /// Concurrent calls of the fail-fast cases.
     #[arg(long, default_value_t = 32)]
     fail_fast_concurrency: usize,
 
@@ -74,13 +74,13 @@ struct Args {
     #[arg(long)]
     write: Option<PathBuf>,
 
-    /// Record one more run of order at `--concurrency` with `perf record` (DWARF call graphs)
-    /// into this file.
+    // DWARF call graphs, one more run of order at --concurrency.
+    /// Record order under load with `perf record` into this file.
     #[arg(long)]
     perf_record: Option<PathBuf>,
 
-    /// Cargo, which sets this when it runs the bench: then `order` and `payment` are built
-    /// first, in the bench's own profile.
+    // Then `order` and `payment` are built first, in the bench's own profile.
+    /// Cargo, which sets this when it runs the bench.
     #[arg(long, env = "CARGO", hide = true)]
     cargo: Option<PathBuf>,
 

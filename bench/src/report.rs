@@ -323,18 +323,6 @@ impl Report {
         writeln!(out)?;
         writeln!(
             out,
-            "`cargo run --release -p stormproof-bench -- --write docs/performance.md` (`bench/`, \
-             about four minutes). It starts the release `order` and `payment` binaries and a \
-             bare tonic echo server (and a relay that calls it) as child processes on \
-             127.0.0.1, and drives `PlaceOrder` \
-             (one line, no idempotency key) from one tonic client in closed loops at a fixed \
-             concurrency; every figure stands beside a baseline measured in the same run. The \
-             client, the services, the echo server and an OTLP sink that counts the spans it \
-             receives all share the machine."
-        )?;
-        writeln!(out)?;
-        writeln!(
-            out,
             "Measured on {}: {} × {}, clock source `{}`, {}, {}, `{}` profile; load average \
              {} before the run and {} after.",
             m.date,
@@ -445,9 +433,7 @@ impl Report {
         writeln!(
             out,
             "- **Telemetry costs {:.1} % of throughput** (on / off = {:.2}, per round {}); goal \
-             ≤ 5 %: {}. Off is `OTEL_SDK_DISABLED=true` and `OTEL_METRICS_EXPORTER=none` on \
-             both services; logs stay on in both. The sink received {} spans from the two \
-             stacks with telemetry on during the rounds, {:.1} per order they placed: {}.",
+             ≤ 5 %: {}. Spans received: {}, {:.1} per order placed: {}.",
             loss * 100.0,
             on.rate() / off.rate().max(f64::EPSILON),
             round_range(&t.on, &t.off),
@@ -458,8 +444,7 @@ impl Report {
         )?;
         writeln!(
             out,
-            "- **Durability:** with its stores on disk (both services write SQLite with \
-             `synchronous=FULL`), order places {:.2}× the orders it places on tmpfs.",
+            "- **Durability:** on disk, order places {:.2}× the orders it places on tmpfs.",
             disk.rate() / on.rate().max(f64::EPSILON)
         )?;
         writeln!(out)?;
@@ -530,17 +515,6 @@ impl Report {
                 met(better(hanging, open) >= 100.0)
             )?;
         }
-        writeln!(
-            out,
-            "- \"Down\" is payment's fault injection: hanging (`hang_rate` 1, the call never \
-             answers, so the 1 s deadline ends it: `PAYMENT_BUDGET=1s` lifts order's 150 ms \
-             default budget for payment to the deadline) and refusing (`outage`). The breaker \
-             is tripped by real calls (slow-call rule) and stays open for the run \
-             (`BREAKER_WAIT=60s`, `BREAKER_MAX_WAIT=60s`); the \
-             adaptive limit's latency threshold and the reconciler's interval are set to an \
-             hour so that neither sheds nor competes for the bulkhead: the comparison is the \
-             breaker's alone."
-        )?;
         let runs = [
             &f.open_alone,
             &f.open,
@@ -590,17 +564,6 @@ impl Report {
             )?;
         }
         writeln!(out)?;
-        writeln!(
-            out,
-            "CPU is the user + system time of the serving processes (`/proc/<pid>/stat`) over \
-             the run's wall time: what they kept busy of the machine's {} CPUs. RSS is `VmRSS` \
-             of the order process from `/proc/<pid>/status` after the step, peak RSS its \
-             `VmHWM` (since start). The steps run in this order on one process. A call \
-             that is not confirmed was accepted through the fallback (bulkhead full: 64 calls \
-             to payment at once) or shed (RESOURCE_EXHAUSTED, the adaptive limit).",
-            m.cpus
-        )?;
-        writeln!(out)?;
 
         // 4.
         writeln!(out, "### Collected from the other benchmarks")?;
@@ -614,10 +577,7 @@ impl Report {
             Some(breaker) => {
                 writeln!(
                     out,
-                    "- Breaker cost per call (ns, median of criterion's measured samples), read \
-                     from the latest output of `cargo bench -p stormproof-resilience` in this \
-                     target directory (written {}), not re-run by this bench; the method is \
-                     under \"Circuit breaker: cost per call\" below.",
+                    "- Breaker cost per call (ns, criterion's median; its output of {}):",
                     breaker.taken
                 )?;
                 writeln!(out)?;
@@ -655,12 +615,7 @@ impl Report {
         match &self.generators {
             Ok(generators) => {
                 let ratio = generators.loadgen_rps / generators.wrk_rps.max(f64::EPSILON);
-                writeln!(
-                    out,
-                    "- loadgen against wrk, run by this bench (`loadgen/bench/catalogue.sh`: \
-                     `GET /v1/products` on order pinned to one CPU, each generator pinned to \
-                     the other, 32 connections, 10 s, one after the other):"
-                )?;
+                writeln!(out, "- loadgen against wrk (`GET /v1/products`):")?;
                 writeln!(out)?;
                 writeln!(out, "| generator | requests/s | ratio |")?;
                 writeln!(out, "|---|---|---|")?;
@@ -688,14 +643,8 @@ pub fn peer_markdown(peer: &Peer) -> Result<String, std::fmt::Error> {
     let mut out = String::new();
     writeln!(
         out,
-        "- loadgen's open model against oha, run by this bench (`bench peer`): each offers \
-         `GET /v1/products` at a fixed rate for 10 s (loadgen `--profile catalogue --stages`, \
-         oha `-q RATE --latency-correction -w`, evenly spaced, 1 500 in flight at most, each \
-         waiting for the answers in flight at the end) to a stub \
-         with a first-come queue in front of {} workers that each hold a request for 10 ms \
-         ({:.1} ms measured: {} requests/s); both time each request from its scheduled \
-         moment. Sent: requests per second of the 10 s; answered: the share of those answered \
-         200:",
+        "- loadgen's open model against oha (`GET /v1/products` for 10 s to a stub of {} \
+         workers holding each request {:.1} ms: {} requests/s):",
         peer.workers,
         peer.held_ms,
         count(peer.capacity())

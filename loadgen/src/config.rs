@@ -29,15 +29,16 @@ use crate::{
         Chaos timeline and SLO file formats: see loadgen/README.md."
 )]
 pub struct Config {
-    /// Load profile: smoke (a few seconds), peak-sale (warm-up, 10x spike, plateau,
-    /// cool-down), soak (a long steady load), stress (steps up until an SLO breaks; reports
-    /// the knee), catalogue (the benchmark: GET /v1/products only, no think time, 10 s).
+    // smoke: a few seconds; peak-sale: warm-up, 10x spike, plateau, cool-down; soak: a long
+    // steady load; stress: steps up until an SLO breaks and reports the knee; catalogue: the
+    // benchmark (GET /v1/products only, no think time, 10 s). See loadgen/README.md.
+    /// Load profile (smoke, peak-sale, soak, stress, catalogue: see loadgen/README.md).
     #[arg(long, env = "LOADGEN_PROFILE", default_value = "smoke")]
     pub profile: ProfileName,
 
-    /// How load is offered: open (arrivals per second, each served by a free user or dropped
-    /// and counted; latency timed from the scheduled arrival) or closed (a number of users,
-    /// each waiting for its answer). Default: open for peak-sale and stress, closed otherwise.
+    // open: arrivals per second, each served by a free user or dropped and counted, latency
+    // timed from the scheduled arrival; closed: a number of users, each waiting for its answer.
+    /// How load is offered: open or closed [default: open for peak-sale and stress].
     #[arg(long, env = "LOADGEN_MODEL")]
     pub model: Option<Model>,
 
@@ -45,15 +46,15 @@ pub struct Config {
     #[arg(long, env = "LOADGEN_RATE", default_value_t = 1.0)]
     pub rate: f64,
 
-    /// Open model: your own arrival rates instead of the profile's, as RATE:DURATION stages,
-    /// each ramping linearly from the one before: `500:10s` (constant), `0:0s,50:30s,50:2m,
-    /// 0:30s` (ramp up, hold, ramp down). --rate and --time-scale apply; built-in chaos
-    /// timelines land where the rate is highest.
+    // Each stage ramps linearly from the one before: `500:10s` (constant), `0:0s,50:30s,
+    // 50:2m,0:30s` (ramp up, hold, ramp down). --rate and --time-scale apply; built-in chaos
+    // timelines land where the rate is highest.
+    /// Open model: your own arrival rates as RATE:DURATION stages (e.g. `500:10s`).
     #[arg(long, env = "LOADGEN_STAGES", value_parser = crate::arrivals::RatePlan::parse_stages)]
     pub stages: Option<crate::arrivals::RatePlan>,
 
-    /// Open model: the most simulated users serving arrivals at once; an arrival that finds
-    /// none free is dropped. Default: the peak rate × 1 s, plus 10.
+    // An arrival that finds none free is dropped (and counted).
+    /// Open model: the most users serving arrivals at once [default: peak rate × 1 s + 10].
     #[arg(long, env = "LOADGEN_MAX_USERS")]
     pub max_users: Option<usize>,
 
@@ -61,23 +62,24 @@ pub struct Config {
     #[arg(long, env = "LOADGEN_ARRIVALS", value_enum, default_value_t = Spacing::Poisson)]
     pub arrivals: Spacing,
 
-    /// Open model: the seed of the arrival times and of who buys (repeats a run); a random
-    /// one, printed and kept in summary.json, if not given.
+    // Without one, a random seed is printed and kept in summary.json.
+    /// Open model: the seed of the arrival times and of who buys (repeats a run).
     #[arg(long, env = "LOADGEN_SEED")]
     pub seed: Option<u64>,
 
-    /// Closed model: multiplies the number of simulated users of the profile (0.1 for a
-    /// laptop, 10 for a cluster).
+    // 0.1 for a laptop, 10 for a cluster.
+    /// Closed model: multiplies the number of simulated users of the profile.
     #[arg(long, env = "LOADGEN_SCALE", default_value_t = 1.0)]
     pub scale: f64,
 
-    /// Multiplies every duration of the profile and of the chaos timeline (0.1 to rehearse
-    /// a peak sale in a tenth of the time).
+    // 0.1 rehearses a peak sale in a tenth of the time.
+    /// Multiplies every duration of the profile and of the chaos timeline.
     #[arg(long, env = "LOADGEN_TIME_SCALE", default_value_t = 1.0)]
     pub time_scale: f64,
 
-    /// Chaos timeline: none, a built-in (seed: 200 ms + 25 % failures; outage: payment down
-    /// 60 s at the peak; brownout: 2 s latency), or the path of a TOML timeline file.
+    // seed: 200 ms + 25 % failures; outage: payment down 60 s at the peak; brownout: 2 s
+    // latency.
+    /// Chaos timeline: none, seed, outage, brownout, or the path of a TOML timeline file.
     #[arg(long, env = "LOADGEN_CHAOS", default_value = "none")]
     pub chaos: String,
 
@@ -109,9 +111,10 @@ pub struct Config {
     )]
     pub payment_ops_url: String,
 
-    /// Prometheus scraping order: after the run, loadgen asks it for the server's view of the
-    /// same minutes (SLIs, error budget burned, alerts fired, breaker, fallbacks, backlog,
-    /// shed) and sets it beside its own. `none`: the client's view only.
+    // After the run loadgen asks it for the server's view of the same minutes (SLIs, error
+    // budget burned, alerts fired, breaker, fallbacks, backlog, shed) and sets it beside its
+    // own.
+    /// Prometheus scraping order, for the server's view of the run (`none`: the client's only).
     #[arg(
         long,
         env = "LOADGEN_PROMETHEUS_URL",
@@ -131,13 +134,13 @@ pub struct Config {
     #[arg(long, env = "LOADGEN_REPORTS_DIR", default_value = "reports")]
     pub reports_dir: PathBuf,
 
-    /// Seconds between goose's own running statistics tables (0: none, the default: the live
-    /// view shows the run).
+    // The live view shows the run; goose's tables are for those who want them too.
+    /// Seconds between goose's own running statistics tables (0: none).
     #[arg(long, env = "LOADGEN_RUNNING_METRICS", default_value_t = 0)]
     pub running_metrics: usize,
 
-    /// Not on a terminal (CI, a pipe): one progress line this often. On a terminal the live
-    /// panel is redrawn every second.
+    // On a terminal the live panel is redrawn every second instead.
+    /// Not on a terminal (CI, a pipe): one progress line this often.
     #[arg(long, env = "LOADGEN_PROGRESS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub progress_interval: Duration,
 
@@ -168,6 +171,22 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_flag_is_explained_in_one_line() {
+        let wordy = ::server::wordy_flags(&<Config as clap::CommandFactory>::command());
+        assert!(wordy.is_empty(), "{wordy:#?}");
+    }
+
+    #[test]
+    fn docs_configuration_lists_every_flag() {
+        let docs =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let command = <Config as clap::CommandFactory>::command();
+        if let Err(stale) = ::server::reference_is_current(&docs, &command) {
+            panic!("{stale}");
+        }
+    }
 
     #[test]
     fn defaults_target_the_local_stack() {

@@ -16,13 +16,13 @@ struct Args {
     /// The folder to write into (made 0700 if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Kubernetes namespace of the payment Service: adds payment.<NS>.svc and
-    /// payment.<NS>.svc.cluster.local to payment's names.
+    // Adds payment.<NS>.svc and payment.<NS>.svc.cluster.local to payment's names.
+    /// Kubernetes namespace of the payment Service.
     #[arg(long, value_name = "NS", default_value = "stormproof")]
     namespace: String,
-    /// A name (DNS or IP) payment's certificate is valid for; repeat it to give several. Given
-    /// at least once, it replaces the default list [localhost, 127.0.0.1, payment,
-    /// payment.<NS>.svc, payment.<NS>.svc.cluster.local].
+    // Given at least once, it replaces the default list [localhost, 127.0.0.1, payment,
+    // payment.<NS>.svc, payment.<NS>.svc.cluster.local].
+    /// A name (DNS or IP) payment's certificate is valid for; repeat it to give several.
     #[arg(long = "san", value_name = "NAME")]
     sans: Vec<String>,
     /// The client certificate's name.

@@ -25,7 +25,9 @@ pub mod problem;
 pub mod service;
 pub mod skeleton;
 
-pub use cli::{EXIT_USAGE, error_chain, parse_args};
+pub use cli::{
+    EXIT_USAGE, error_chain, flags_markdown, parse_args, reference_is_current, wordy_flags,
+};
 pub use lifecycle::{BoxError, ServeError, Servers, shutdown_signal};
 pub use ops::Readiness;
 pub use problem::problem;

@@ -22,8 +22,9 @@ pub struct TelemetryArgs {
     #[arg(long, env = "OTEL_SERVICE_NAME")]
     pub otel_service_name: Option<String>,
 
-    /// OTLP/gRPC collector that receives spans. Nothing listening there is harmless: spans are
-    /// dropped after a short timeout and nothing is logged above debug level.
+    // Nothing listening there is harmless: spans are dropped after a short timeout and
+    // nothing is logged above debug level.
+    /// OTLP/gRPC collector that receives spans.
     #[arg(
         long,
         env = "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -49,8 +50,9 @@ pub struct TelemetryArgs {
     #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", value_parser = parse_ratio)]
     pub otel_traces_sampler_arg: Option<f64>,
 
-    /// Where metrics go: `prometheus` (the ops listener's `/metrics`) or `none` (no recorder:
-    /// every metric call is a no-op and `/metrics` answers an empty exposition saying so).
+    // none: no recorder; every metric call is a no-op and `/metrics` answers an empty
+    // exposition saying so.
+    /// Where metrics go: `prometheus` (the ops listener's `/metrics`) or `none`.
     #[arg(long, env = "OTEL_METRICS_EXPORTER", value_enum, default_value_t = MetricsExporter::Prometheus)]
     pub otel_metrics_exporter: MetricsExporter,
 }

@@ -38,8 +38,8 @@ pub struct Config {
     #[arg(long, env = "ORDER_OPS_ADDR", default_value = "127.0.0.1:9464")]
     pub ops_addr: SocketAddr,
 
-    /// Where orders are kept: `sqlite://path/to/order.db` (created if missing), or
-    /// `postgres://user:password@host/database`, which several replicas can share.
+    // A SQLite file is created if missing; several replicas can share one PostgreSQL database.
+    /// Where orders are kept: `sqlite://path/to/order.db` or `postgres://user:password@host/db`.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -49,11 +49,11 @@ pub struct Config {
     )]
     pub database_url: DatabaseUrl,
 
-    /// How long a new order may wait for the store's writer (e.g. 50ms). Past it the
-    /// writer's queue holds more than it drains in that time, and the order is shed (HTTP 503
-    /// with `Retry-After`, gRPC RESOURCE_EXHAUSTED) rather than queued behind it. Off by default:
-    /// a commit stalled for a moment (a WAL checkpoint, a slow disk) would shed orders that
-    /// no overload sent. Set it where a sale can outrun the writer.
+    // Past the wait the writer's queue holds more than it drains in that time, and the order
+    // is shed (HTTP 503 with `Retry-After`, gRPC RESOURCE_EXHAUSTED) rather than queued behind
+    // it. Off by default: a commit stalled for a moment (a WAL checkpoint, a slow disk) would
+    // shed orders that no overload sent. Set it where a sale can outrun the writer.
+    /// How long a new order may wait for the store's writer before it is shed (e.g. 50ms).
     #[arg(long, env = "STORE_WRITE_WAIT", value_parser = humantime::parse_duration)]
     pub store_write_wait: Option<Duration>,
 
@@ -93,13 +93,12 @@ pub struct Config {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Calling payment")]
 pub struct PaymentArgs {
-    /// How long a shopper's order waits for payment, from its arrival: the first attempt,
-    /// retries and half-open trials included. Half the 300 ms PlaceOrder latency objective,
-    /// the rest kept for the store and the answer, and the breaker's slow-call duration: a
-    /// call that needs longer counts as slow anyway. (At 200 ms, three seed-timeline peak
-    /// sales gave p99s of 204, 204 and 293 ms: too little room.) A retry that cannot finish
-    /// inside it is not started: the order falls back to PAYMENT_PENDING at once and the
-    /// reconciler charges it. A caller's own shorter deadline wins.
+    // Half the 300 ms PlaceOrder latency objective, the rest kept for the store and the
+    // answer, and the breaker's slow-call duration: a call that needs longer counts as slow
+    // anyway. (At 200 ms, three seed-timeline peak sales gave p99s of 204, 204 and 293 ms: too
+    // little room.) A retry that cannot finish inside it is not started: the order falls back
+    // to PAYMENT_PENDING at once and the reconciler charges it. A caller's shorter deadline wins.
+    /// How long a shopper's order waits for payment from its arrival, retries and trials included.
     #[arg(long, env = "PAYMENT_BUDGET", default_value = "150ms", value_parser = humantime::parse_duration)]
     pub payment_budget: Duration,
     /// Time a charge may take, retries included, when nobody waits for it (the reconciler).
@@ -137,10 +136,10 @@ pub struct PaymentArgs {
     /// The window calls are counted over (gobreaker's `Interval`).
     #[arg(long, env = "BREAKER_WINDOW", default_value = "60s", value_parser = humantime::parse_duration)]
     pub breaker_window: Duration,
-    /// How long the breaker stays open after its first trip before it lets trial calls
-    /// through (gobreaker's `Timeout`, 60 s in the seeds). Short, because a trial is cheap:
-    /// a live order's trial is bounded by --payment-budget, and each trip that a trial reopens
-    /// multiplies the wait (see --breaker-wait-multiplier), so a long outage is probed rarely.
+    // gobreaker's `Timeout`, 60 s in the seeds. Short, because a trial is cheap: a live
+    // order's trial is bounded by --payment-budget, and each trip that a trial reopens
+    // multiplies the wait (--breaker-wait-multiplier), so a long outage is probed rarely.
+    /// How long the breaker stays open after its first trip before trial calls go through.
     #[arg(long, env = "BREAKER_WAIT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub breaker_wait: Duration,
     /// Each trip that follows a failed trial multiplies the wait by this…
@@ -149,21 +148,22 @@ pub struct PaymentArgs {
     /// …up to this.
     #[arg(long, env = "BREAKER_MAX_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub breaker_max_wait: Duration,
-    /// Each wait is drawn from [(1 - jitter) x wait, wait], so that a payment flapping at the
-    /// period of the wait cannot send every trial into an outage. 0 waits exactly.
+    // So that a payment flapping at the period of the wait cannot send every trial into an
+    // outage.
+    /// Each wait is drawn from [(1 - jitter) x wait, wait]; 0 waits exactly.
     #[arg(long, env = "BREAKER_WAIT_JITTER", default_value_t = 0.5)]
     pub breaker_wait_jitter: f64,
-    /// Trial calls in half-open (gobreaker's `MaxRequests`). Once all have ended they are
-    /// judged by the thresholds that trip a closed breaker (resilience4j's rule), not by
-    /// gobreaker's "all must succeed": a payment failing 25 % of calls, which the closed
-    /// breaker tolerates, would pass five trials in a row only one time in four and be held
-    /// off while the backlog waits.
+    // gobreaker's `MaxRequests`. Once all have ended they are judged by the thresholds that
+    // trip a closed breaker (resilience4j's rule), not by gobreaker's "all must succeed": a
+    // payment failing 25 % of calls, which the closed breaker tolerates, would pass five
+    // trials in a row only one time in four and be held off while the backlog waits.
+    /// Trial calls in half-open, judged together by the closed breaker's thresholds.
     #[arg(long, env = "BREAKER_HALF_OPEN_CALLS", default_value_t = 5)]
     pub breaker_half_open_calls: u32,
-    /// A call slower than this counts as slow, and so does one abandoned later than this (a
-    /// hang cut by the deadline, which would otherwise never be counted). Payment answers in a
-    /// few milliseconds when healthy; 150 ms is half the PlaceOrder latency SLO. `0` turns
-    /// slow-call detection off (gobreaker's behaviour).
+    // An abandoned call counts too: a hang cut by the deadline would otherwise never be
+    // counted. Payment answers in a few milliseconds when healthy; 150 ms is half the
+    // PlaceOrder latency SLO. `0` is gobreaker's behaviour.
+    /// A call slower than this (or abandoned later) counts as slow; 0 turns slow calls off.
     #[arg(long, env = "BREAKER_SLOW_CALL", default_value = "150ms", value_parser = humantime::parse_duration)]
     pub breaker_slow_call: Duration,
     /// …and the breaker opens when at least this share of the window's calls were slow.
@@ -185,8 +185,8 @@ pub struct PaymentArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Calling payment over TLS")]
 pub struct PaymentTlsArgs {
-    /// CA certificate(s) (PEM) payment's server certificate must be signed by. Needed with an
-    /// `https://` --payment-url: order trusts no CA by default.
+    // Needed with an `https://` --payment-url: order trusts no CA by default.
+    /// CA certificate(s) (PEM) payment's server certificate must be signed by.
     #[arg(long, env = "ORDER_PAYMENT_TLS_CA", value_name = "PATH", value_parser = certs::load::ca_certificates)]
     pub payment_tls_ca: Option<CertificateFile>,
     /// Order's client certificate (PEM), presented to payment (mutual TLS).
@@ -255,12 +255,12 @@ pub struct ReconcilerArgs {
     /// How long it rests between passes; a pass drains everything that is due.
     #[arg(long, env = "RECONCILE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub reconcile_interval: Duration,
-    /// A ceiling on charges started per second, not a pace: the adaptive limit sets the pace
-    /// from payment's answers.
+    // Not a pace: the adaptive limit sets the pace from payment's answers.
+    /// A ceiling on charges started per second.
     #[arg(long, env = "RECONCILE_MAX_RATE", default_value_t = 500)]
     pub reconcile_max_rate: u32,
-    /// At most this many charges in flight at once (the adaptive limit's ceiling). At most
-    /// --bulkhead-max-concurrent, so live orders always have room.
+    // At most --bulkhead-max-concurrent, so live orders always have room.
+    /// At most this many charges in flight at once (the adaptive limit's ceiling).
     #[arg(long, env = "RECONCILE_MAX_CONCURRENCY", default_value_t = 16)]
     pub reconcile_max_concurrency: usize,
     /// A PENDING order older than this was left by a request that died; settle it.
@@ -287,9 +287,9 @@ pub struct LimitArgs {
     /// …nor above this.
     #[arg(long, env = "LIMIT_MAX", default_value_t = 1000)]
     pub limit_max: usize,
-    /// A response slower than this shrinks the limit. Below the 300 ms PlaceOrder SLO, so that
-    /// the limit holds admitted requests inside it: it reacts a round trip late, so answers
-    /// overshoot the threshold before a cut takes hold.
+    // Below the 300 ms PlaceOrder SLO, so that the limit holds admitted requests inside it: it
+    // reacts a round trip late, so answers overshoot the threshold before a cut takes hold.
+    /// A response slower than this shrinks the limit.
     #[arg(long, env = "LIMIT_LATENCY_THRESHOLD", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub limit_latency_threshold: Duration,
     /// What shed requests are told to wait before retrying.
@@ -374,6 +374,22 @@ impl ReconcilerArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_flag_is_explained_in_one_line() {
+        let wordy = server::wordy_flags(&<Config as clap::CommandFactory>::command());
+        assert!(wordy.is_empty(), "{wordy:#?}");
+    }
+
+    #[test]
+    fn docs_configuration_lists_every_flag() {
+        let docs =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let command = <Config as clap::CommandFactory>::command();
+        if let Err(stale) = server::reference_is_current(&docs, &command) {
+            panic!("{stale}");
+        }
+    }
 
     #[test]
     fn defaults_are_the_documented_ports_and_the_seeds_breaker() {

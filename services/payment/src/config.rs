@@ -24,9 +24,9 @@ pub struct Config {
     #[arg(long, env = "PAYMENT_OPS_ADDR", default_value = "127.0.0.1:9465")]
     pub ops_addr: SocketAddr,
 
-    /// Where the ledger is kept: `sqlite://path/to/payment.db` (created with its folder if
-    /// missing; `sqlite:///abs/path` for an absolute path), or
-    /// `postgres://user:password@host/database`, which several replicas can share.
+    // A SQLite file is created with its folder if missing (`sqlite:///abs/path` for an
+    // absolute path); several replicas can share one PostgreSQL database.
+    /// Where the ledger is kept: `sqlite://path/to/payment.db` or `postgres://user:pw@host/db`.
     #[arg(
         long,
         env = "PAYMENT_DATABASE_URL",
@@ -68,8 +68,8 @@ pub struct TlsArgs {
     /// The server certificate's private key (PEM).
     #[arg(long, env = "PAYMENT_TLS_KEY", value_name = "PATH", requires = "tls_cert", value_parser = certs::load::private_key)]
     pub tls_key: Option<KeyFile>,
-    /// CA certificate(s) (PEM) client certificates must be signed by; when set, a client
-    /// without such a certificate is refused during the handshake.
+    // A client without such a certificate is refused during the handshake (mutual TLS).
+    /// CA certificate(s) (PEM) every client certificate must be signed by.
     #[arg(long, env = "PAYMENT_TLS_CLIENT_CA", value_name = "PATH", requires = "tls_cert", value_parser = certs::load::ca_certificates)]
     pub tls_client_ca: Option<CertificateFile>,
 }
@@ -138,8 +138,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Faults at start")]
 pub struct FaultArgs {
-    /// Start from a named set: none, seed (200 ms + 25 % failures), brownout (2 s latency) or
-    /// outage. The flags below override single knobs of it.
+    // seed: 200 ms + 25 % failures; brownout: 2 s latency. The flags below override single
+    // knobs of it.
+    /// Start from a named set of faults: none, seed, brownout or outage.
     #[arg(long = "faults", env = "PAYMENT_FAULTS", value_enum, default_value_t = Preset::None)]
     pub preset: Preset,
     /// Added to every call, in milliseconds.
@@ -201,6 +202,22 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_flag_is_explained_in_one_line() {
+        let wordy = ::server::wordy_flags(&<Config as clap::CommandFactory>::command());
+        assert!(wordy.is_empty(), "{wordy:#?}");
+    }
+
+    #[test]
+    fn docs_configuration_lists_every_flag() {
+        let docs =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let command = <Config as clap::CommandFactory>::command();
+        if let Err(stale) = ::server::reference_is_current(&docs, &command) {
+            panic!("{stale}");
+        }
+    }
 
     #[test]
     fn durations_parse() {
