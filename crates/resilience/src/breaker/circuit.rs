@@ -21,10 +21,9 @@
 //!
 //! Time is passed in as `now` ([`tokio::time::Instant`], so `tokio::time::pause` drives it),
 //! which keeps the state machine deterministic under test; inside, it is nanoseconds since the
-//! breaker's origin. The service reads the time only when it needs it: the duration of a call
-//! from the breaker's call clock (one atomic load, see `clock.rs` for why that is enough), and
-//! `Instant::now()` only for what places a call in time: the bucket of a time window, and the
-//! end of the open wait when the breaker trips.
+//! breaker's origin. The service reads `Instant::now()` only when it needs it: at the start and
+//! end of a call when slow calls are counted, for the bucket of a time window, and for the end
+//! of the open wait when the breaker trips.
 
 use std::{
     fmt,
@@ -42,7 +41,6 @@ use crate::Verdict;
 use super::{
     BreakerConfig, BreakerObserver, BreakerOpen, CallOutcome, HalfOpenRule, Outcome, SlidingWindow,
     State,
-    clock::CallClock,
     window::{Window, WindowStats},
 };
 
@@ -55,8 +53,6 @@ pub struct Circuit {
     open_until: AtomicU64,
     origin: Instant,
     settings: Settings,
-    /// Times calls; present when slow-call detection is on.
-    clock: Option<Arc<CallClock>>,
     inner: Mutex<Inner>,
     observer: Arc<dyn BreakerObserver>,
 }
@@ -110,10 +106,9 @@ pub struct Permit {
 #[derive(Debug, Clone, Copy)]
 enum Started {
     Untimed,
-    /// Given by the caller ([`Permit::start`]), in nanoseconds since the origin.
+    /// In nanoseconds since the origin: given by the caller ([`Permit::start`]) or read by
+    /// the service.
     At(u64),
-    /// Read from the breaker's [`CallClock`] (the service's calls).
-    Read(u64),
 }
 
 fn pack(state: State, generation: u64) -> u64 {
@@ -151,9 +146,6 @@ impl Circuit {
             open_until: AtomicU64::new(0),
             origin: now,
             settings,
-            clock: config
-                .slow_call_duration
-                .map(|slow| Arc::new(CallClock::new(now, slow))),
             inner: Mutex::new(Inner {
                 state: State::Closed,
                 generation: 0,
@@ -424,10 +416,10 @@ impl Permit {
         self.started = Started::At(self.circuit.nanos(now));
     }
 
-    /// Notes that the call starts now, on the breaker's call clock, if calls are timed.
+    /// Notes that the call starts now, if slow calls are counted.
     pub(crate) fn start_timing(&mut self) {
-        if let Some(clock) = &self.circuit.clock {
-            self.started = Started::Read(clock.now());
+        if self.circuit.settings.slow_call_duration.is_some() {
+            self.started = Started::At(self.circuit.precise_now());
         }
     }
 
@@ -468,10 +460,6 @@ impl Permit {
         let circuit = &self.circuit;
         match self.started {
             Started::Untimed => false,
-            Started::Read(started) => circuit
-                .clock
-                .as_ref()
-                .is_some_and(|clock| clock.took_slow(started, clock.now())),
             Started::At(started) => circuit.settings.slow_call_duration.is_some_and(|slow| {
                 circuit.precise_now().saturating_sub(started) >= slow.as_nanos() as u64
             }),
