@@ -31,3 +31,35 @@ pub async fn admin_refusal(
     assert_eq!(problem["status"], expected, "{content_type:?}");
     problem
 }
+
+/// The admin body rule, end to end on the admin route `url`: `body` sent as `other_type` is
+/// refused 415, and `body` padded past 16 KiB is refused 413, both as problems after which
+/// `unchanged` must hold; then `body` as `application/json` with a parameter and another case
+/// is taken (200). `body` is a JSON object.
+pub async fn admin_body_rule(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &Value,
+    other_type: &str,
+    unchanged: impl Fn(),
+) {
+    let mut large = body.clone();
+    large["pad"] = Value::from("x".repeat(17 * 1024));
+    for (content_type, sent, expected) in [
+        (other_type, body.to_string(), 415),
+        ("application/json", large.to_string(), 413),
+    ] {
+        admin_refusal(http, url, token, content_type, sent, expected).await;
+        unchanged();
+    }
+    let taken = http
+        .put(url)
+        .bearer_auth(token)
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(taken.status().as_u16(), 200, "parameters are allowed");
+}

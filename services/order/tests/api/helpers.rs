@@ -12,7 +12,7 @@ use stormproof_payment::{
     faults::{FaultSettings, Faults},
     ledger::Ledger,
 };
-use telemetry::{ServiceInfo, TelemetryGuard};
+use telemetry::TelemetryGuard;
 use tokio::sync::oneshot;
 
 pub use testkit::sample;
@@ -21,13 +21,7 @@ use testkit::{ServiceArgs, sqlite_url};
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 pub fn init_telemetry(otlp_endpoint: Option<String>) -> &'static TelemetryGuard {
-    telemetry::testing::init(
-        ServiceInfo {
-            name: "order",
-            version: env!("CARGO_PKG_VERSION"),
-        },
-        otlp_endpoint,
-    )
+    telemetry::testing::init(<OrderApplication as server::Service>::INFO, otlp_endpoint)
 }
 
 /// A running server and the way to stop it.

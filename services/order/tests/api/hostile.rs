@@ -91,23 +91,6 @@ fn any_body() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// A response's status, content type and body; no answer at all (a panic or a reset) is an
-/// error.
-async fn read_answer(
-    response: reqwest::Result<reqwest::Response>,
-) -> Result<(u16, String, Vec<u8>), String> {
-    let response = response.map_err(|error| format!("no answer (a panic or a reset?): {error}"))?;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body = response.bytes().await.map_err(|error| error.to_string())?;
-    Ok((status, content_type, body.to_vec()))
-}
-
 /// Checks one answer: never 5xx; a 4xx is problem+json; a 400 names each field at fault.
 fn check_answer(status: u16, content_type: &str, body: &[u8], sent: &[u8]) -> Result<(), String> {
     if status >= 500 {
@@ -213,7 +196,7 @@ async fn any_order_body_is_answered_without_5xx_and_4xx_name_the_field() {
                     .body(body.clone())
                     .send()
                     .await;
-                let (status, content_type, answer) = read_answer(response).await?;
+                let (status, content_type, answer) = testkit::http::answer(response).await?;
                 check_answer(status, &content_type, &answer, &body)
             })
         },
@@ -252,7 +235,7 @@ async fn any_breaker_admin_body_is_refused_naming_state_or_applied() {
                 .body(body.clone())
                 .send()
                 .await;
-            let (status, content_type, answer) = read_answer(response).await?;
+            let (status, content_type, answer) = testkit::http::answer(response).await?;
             check_answer(status, &content_type, &answer, &body)?;
             match status {
                 200 => {

@@ -259,20 +259,8 @@ async fn readiness_never_depends_on_payment() {
             .expect("answered");
         assert_eq!(response.status(), 200, "{path} with payment gone");
     }
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", order.grpc_addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let health = tonic_health::pb::health_client::HealthClient::new(channel)
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "stormproof.order.v1.OrderService".to_owned(),
-        })
-        .await
-        .expect("health answers")
-        .into_inner();
     assert_eq!(
-        health.status(),
+        testkit::grpc::health(order.grpc_addr, "stormproof.order.v1.OrderService").await,
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
     order.stop().await;

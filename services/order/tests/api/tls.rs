@@ -7,22 +7,12 @@ use std::{path::Path, process::Command, time::Duration};
 
 use certs::{
     load::{CertificateFile, KeyFile},
-    make::{self, Bundle, Options},
+    make,
 };
 use stormproof_payment::config::TlsArgs;
-use testkit::run_to_exit;
+use testkit::{pki, run_to_exit};
 
 use crate::helpers::{Order, Payment, sample, spawn_order, spawn_payment_with_tls};
-
-/// A CA with payment's and order's certificates, written into a temporary folder.
-fn pki() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    Bundle::generate(&Options::for_namespace("test"))
-        .expect("certificates")
-        .write(dir.path(), false)
-        .expect("written");
-    dir
-}
 
 fn file(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()

@@ -11,7 +11,7 @@ use stormproof_payment::{
     faults::{FaultSettings, Faults},
     ledger::{DatabaseUrl, Ledger},
 };
-use telemetry::{ServiceInfo, TelemetryGuard};
+use telemetry::TelemetryGuard;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
@@ -19,13 +19,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// Installs telemetry once per process (see `telemetry::testing::init`).
 pub fn init_telemetry(otlp_endpoint: Option<String>) -> &'static TelemetryGuard {
-    telemetry::testing::init(
-        ServiceInfo {
-            name: "payment",
-            version: env!("CARGO_PKG_VERSION"),
-        },
-        otlp_endpoint,
-    )
+    telemetry::testing::init(<Application as server::Service>::INFO, otlp_endpoint)
 }
 
 pub struct TestApp {

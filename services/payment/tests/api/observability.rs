@@ -118,20 +118,8 @@ async fn health_and_readiness_answer() {
             .expect("answered");
         assert_eq!(response.status(), 200, "{path}");
     }
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let health = tonic_health::pb::health_client::HealthClient::new(channel)
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: SERVICE.to_owned(),
-        })
-        .await
-        .expect("health answers")
-        .into_inner();
     assert_eq!(
-        health.status(),
+        testkit::grpc::health(app.grpc_addr, SERVICE).await,
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
     app.stop().await;

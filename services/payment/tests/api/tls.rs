@@ -8,27 +8,17 @@ use std::{path::Path, process::Command, time::Duration};
 
 use certs::{
     load::{CertificateFile, KeyFile},
-    make::{self, Bundle, Options},
+    make,
 };
 use contracts::payment::v1::{self as pb, payment_service_client::PaymentServiceClient};
 use stormproof_payment::config::TlsArgs;
-use testkit::run_to_exit;
+use testkit::{pki, run_to_exit};
 use tonic::{
     Code,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 
 use crate::helpers::{TestApp, charge, spawn_app_with_tls};
-
-/// A CA with payment's and order's certificates, written into a temporary folder.
-fn pki() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    Bundle::generate(&Options::for_namespace("test"))
-        .expect("certificates")
-        .write(dir.path(), false)
-        .expect("written");
-    dir
-}
 
 /// Payment's flags for mutual TLS with the certificates in `dir`.
 fn mtls(dir: &Path) -> TlsArgs {
