@@ -1,15 +1,18 @@
-#!/usr/bin/env python3
 """Writes the Stormproof Grafana dashboards (dashboards/json/*.json) from this one file.
 
 Dashboards as code keep the three dashboards consistent (one datasource variable, the same
-units, legends and descriptions everywhere) and reviewable; the JSON is committed, so users
-copy or provision it without running anything. After editing, run
+units, legends and descriptions everywhere) and reviewable. Panels, queries, variables and
+layout are built with grafana-foundation-sdk's typed builders (generated from Grafana's own
+schema, so a misspelt option fails here, not in Grafana); the JSON is committed once, in
+dashboards/json/, which compose mounts and dashboards/kustomization.yaml turns into the
+Kubernetes ConfigMaps, so users copy or provision it without running anything. After editing,
+run (with the venv that `scripts/install-deps python` makes)
 
-    python3 dashboards/generate.py          # rewrites dashboards/json/
-    python3 dashboards/generate.py --check  # exits 1 if the committed JSON is stale (CI)
+    python dashboards/generate.py          # rewrites dashboards/json/
+    python dashboards/generate.py --check  # exits 1 if the committed JSON is stale (CI)
 
-Only the standard library: the JSON is checked against Grafana's schema separately
-(dashboards/test_dashboards.py) and every query against a live Prometheus (e2e tests).
+The JSON is checked against Grafana's schema (dashboards/test_dashboards.py) and every query
+against a live Prometheus (e2e tests).
 
 Every panel has a description saying what a healthy and a broken picture look like. A panel
 whose emptiness is a designed state (no errors yet) sets `noValue` to say so; every other
@@ -20,20 +23,49 @@ import json
 import pathlib
 import sys
 
+from grafana_foundation_sdk.builders import (
+    common,
+    dashboard as board,
+    heatmap as heatmap_panel,
+    prometheus,
+    stat as stat_panel,
+    statetimeline,
+    timeseries as timeseries_panel,
+)
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as models_common
+from grafana_foundation_sdk.models import dashboard as models
+from grafana_foundation_sdk.models import heatmap as models_heatmap
+from grafana_foundation_sdk.models import prometheus as models_prometheus
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "prometheus"))
+from stormproof_selectors import (  # noqa: E402  (shared with the rules' check)
+    AVAILABILITY_OBJECTIVE,
+    BURN_RATE_LINES,
+    BURN_WINDOWS,
+    FAST_BURN,
+    LATENCY_SLO_SECONDS,
+    LOADGEN,
+    ORDER_JOB,
+    PAYMENT_JOB,
+)
+
 OUT = pathlib.Path(__file__).resolve().parent / "json"
-DS = {"type": "prometheus", "uid": "${datasource}"}
-ORDER = 'job="order", instance=~"$instance"'
-PAYMENT = 'job="payment", instance=~"$instance"'
+DS = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
+ORDER = f'{ORDER_JOB}, instance=~"$instance"'
+PAYMENT = f'{PAYMENT_JOB}, instance=~"$instance"'
 DEP = 'instance=~"$instance", dependency=~"$dependency"'
 PLACE_ORDER = f'{ORDER}, http_route="/v1/orders", http_request_method="POST"'
 RATE = "$__rate_interval"
+SLO_MS = int(LATENCY_SLO_SECONDS * 1000)
 
 
 # === building blocks ===
 
 
-def target(expr, legend="__auto", ref="A", **extra):
-    return {"datasource": DS, "refId": ref, "expr": expr, "legendFormat": legend, **extra}
+def target(expr, legend="__auto", ref="A", heatmap=False):
+    query = prometheus.Dataquery().datasource(DS).ref_id(ref).expr(expr).legend_format(legend)
+    return query.format(models_prometheus.PromQueryFormat.HEATMAP) if heatmap else query
 
 
 def targets(*pairs):
@@ -43,234 +75,173 @@ def targets(*pairs):
 def thresholds(*steps):
     """steps: a base colour, then (value, colour) pairs."""
     base, *rest = steps
-    return {
-        "mode": "absolute",
-        "steps": [{"color": base, "value": None}]
-        + [{"color": colour, "value": value} for value, colour in rest],
-    }
+    return (board.ThresholdsConfig()
+            .mode(models.ThresholdsMode.ABSOLUTE)
+            .steps([models.Threshold(value=None, color=base)]
+                   + [models.Threshold(value=value, color=colour) for value, colour in rest]))
 
 
-def timeseries(title, description, tgts, unit, *, stack=False, min_=0, max_=None,
-               threshold=None, overrides=(), no_value=None, fill=10):
-    defaults = {
-        "unit": unit,
-        "min": min_,
-        "color": {"mode": "palette-classic"},
-        "custom": {
-            "drawStyle": "line",
-            "lineWidth": 1,
-            "fillOpacity": fill,
-            "showPoints": "never",
-            "spanNulls": False,
-            "stacking": {"mode": "normal" if stack else "none", "group": "A"},
-            "thresholdsStyle": {"mode": "line+area" if threshold else "off"},
-        },
-        "thresholds": threshold or thresholds("green"),
-    }
-    if max_ is not None:
-        defaults["max"] = max_
-    if no_value is not None:
-        defaults["noValue"] = no_value
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "targets": tgts,
-        "fieldConfig": {"defaults": defaults, "overrides": list(overrides)},
-        "options": {
-            "legend": {"displayMode": "table", "placement": "right", "showLegend": True,
-                       "calcs": ["lastNotNull", "max"]},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-    }
+def override(matcher_id, options, *properties):
+    return (matcher_id, options, [models.DynamicConfigValue(id_val=k, value=v) for k, v in properties])
 
 
 def right_axis(regex, unit):
     """An override moving the series whose name matches `regex` to a right axis in `unit`."""
-    return {
-        "matcher": {"id": "byRegexp", "options": regex},
-        "properties": [
-            {"id": "custom.axisPlacement", "value": "right"},
-            {"id": "unit", "value": unit},
-        ],
-    }
+    return override("byRegexp", regex, ("custom.axisPlacement", "right"), ("unit", unit))
 
 
-def dashed_red(matcher):
-    """An override drawing the series `matcher` picks as a dashed red line: a threshold or
+def dashed_red(matcher_id, options):
+    """An override drawing the series the matcher picks as a dashed red line: a threshold or
     an objective beside the measured series."""
-    return {
-        "matcher": matcher,
-        "properties": [
-            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-            {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
-            {"id": "custom.fillOpacity", "value": 0},
-        ],
-    }
+    return override(matcher_id, options,
+                    ("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
+                    ("color", {"mode": "fixed", "fixedColor": "red"}),
+                    ("custom.fillOpacity", 0))
+
+
+def fixed_colour(name, colour):
+    return override("byName", name, ("color", {"mode": "fixed", "fixedColor": colour}))
+
+
+def with_overrides(panel, overrides):
+    for matcher_id, options, properties in overrides:
+        panel = panel.with_override(models.MatcherConfig(id_val=matcher_id, options=options),
+                                    properties)
+    return panel
+
+
+def with_targets(panel, tgts):
+    for tgt in tgts:
+        panel = panel.with_target(tgt)
+    return panel
+
+
+def timeseries(title, description, tgts, unit, *, stack=False, min_=0, max_=None,
+               threshold=None, overrides=(), no_value=None, fill=10):
+    panel = (timeseries_panel.Panel()
+             .title(title).description(description).datasource(DS).unit(unit)
+             .color_scheme(board.FieldColor().mode(models.FieldColorModeId.PALETTE_CLASSIC))
+             .draw_style(models_common.GraphDrawStyle.LINE).line_width(1).fill_opacity(fill)
+             .show_points(models_common.VisibilityMode.NEVER).span_nulls(False)
+             .stacking(common.StackingConfig()
+                       .mode(models_common.StackingMode.NORMAL if stack
+                             else models_common.StackingMode.NONE)
+                       .group("A"))
+             .thresholds_style(common.GraphThresholdsStyleConfig().mode(
+                 models_common.GraphThresholdsStyleMode.LINE_AND_AREA if threshold
+                 else models_common.GraphThresholdsStyleMode.OFF))
+             .thresholds(threshold or thresholds("green"))
+             .legend(common.VizLegendOptions()
+                     .display_mode(models_common.LegendDisplayMode.TABLE)
+                     .placement(models_common.LegendPlacement.RIGHT).show_legend(True)
+                     .calcs(["lastNotNull", "max"]))
+             .tooltip(common.VizTooltipOptions().mode(models_common.TooltipDisplayMode.MULTI)
+                      .sort(models_common.SortOrder.DESCENDING)))
+    if min_ is not None:
+        panel = panel.min(min_)
+    if max_ is not None:
+        panel = panel.max(max_)
+    if no_value is not None:
+        panel = panel.no_value(no_value)
+    return with_overrides(with_targets(panel, tgts), overrides)
 
 
 def stat(title, description, tgts, unit, threshold, *, decimals=None):
-    defaults = {"unit": unit, "thresholds": threshold, "color": {"mode": "thresholds"}}
+    panel = (stat_panel.Panel()
+             .title(title).description(description).datasource(DS).unit(unit)
+             .thresholds(threshold)
+             .color_scheme(board.FieldColor().mode(models.FieldColorModeId.THRESHOLDS))
+             .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).fields("")
+                             .values(False))
+             .color_mode(models_common.BigValueColorMode.BACKGROUND)
+             .graph_mode(models_common.BigValueGraphMode.AREA)
+             .justify_mode(models_common.BigValueJustifyMode.AUTO)
+             .orientation(models_common.VizOrientation.AUTO)
+             .text_mode(models_common.BigValueTextMode.AUTO))
     if decimals is not None:
-        defaults["decimals"] = decimals
-    return {
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "targets": tgts,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "background",
-            "graphMode": "area",
-            "justifyMode": "auto",
-            "orientation": "auto",
-            "textMode": "auto",
-        },
-    }
+        panel = panel.decimals(decimals)
+    return with_targets(panel, tgts)
 
 
 def heatmap(title, description, expr):
-    return {
-        "type": "heatmap",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "targets": [target(expr, "{{le}}", format="heatmap")],
-        "fieldConfig": {"defaults": {"unit": "s"}, "overrides": []},
-        "options": {
-            "calculate": False,
-            "yAxis": {"unit": "s", "axisPlacement": "left"},
-            "rowsFrame": {"layout": "le"},
-            "color": {"mode": "scheme", "scheme": "Oranges", "scale": "exponential",
-                      "exponent": 0.5, "steps": 64, "reverse": False},
-            "cellGap": 1,
-            "filterValues": {"le": 1e-9},
-            "tooltip": {"mode": "single", "yHistogram": True},
-            "legend": {"show": True},
-        },
-    }
+    return (heatmap_panel.Panel()
+            .title(title).description(description).datasource(DS).unit("s")
+            .with_target(target(expr, "{{le}}", heatmap=True))
+            .calculate(False)
+            .y_axis(heatmap_panel.YAxisConfig().unit("s")
+                    .axis_placement(models_common.AxisPlacement.LEFT))
+            .rows_frame(heatmap_panel.RowsHeatmapOptions().layout(models_common.HeatmapCellLayout.LE))
+            .color(heatmap_panel.HeatmapColorOptions()
+                   .mode(models_heatmap.HeatmapColorMode.SCHEME).scheme("Oranges")
+                   .scale(models_heatmap.HeatmapColorScale.EXPONENTIAL).exponent(0.5).steps(64)
+                   .reverse(False))
+            .cell_gap(1)
+            .filter_values(heatmap_panel.FilterValueRange().le(1e-9))
+            .mode(models_common.TooltipDisplayMode.SINGLE)
+            .show_y_histogram()
+            .show_legend())
 
 
 def row(title):
-    return {"type": "row", "title": title, "collapsed": False, "panels": []}
-
-
-def layout(items):
-    """Places panels on Grafana's 24-column grid: rows full width, panels by their `w`."""
-    panels, x, y, height = [], 0, 0, 0
-    for number, (panel, width, panel_height) in enumerate(items, start=1):
-        if panel["type"] == "row" or x + width > 24:
-            x, y = 0, y + height
-            height = 0
-        if panel["type"] == "row":
-            panel["gridPos"] = {"x": 0, "y": y, "w": 24, "h": 1}
-            y, height = y + 1, 0
-        else:
-            panel["gridPos"] = {"x": x, "y": y, "w": width, "h": panel_height}
-            x, height = x + width, max(height, panel_height)
-        panel["id"] = number
-        panels.append(panel)
-    return panels
+    return board.Row(title).collapsed(False)
 
 
 def query_variable(name, label, description, query):
     """A multi-value variable from a label_values() query, "All" (`.*`) by default."""
-    return {
-        "name": name,
-        "label": label,
-        "description": description,
-        "type": "query",
-        "datasource": DS,
-        "query": query,
-        "refresh": 2,
-        "includeAll": True,
-        "multi": True,
-        "allValue": ".*",
-        "current": {"text": "All", "value": "$__all"},
-        "sort": 1,
-        "hide": 0,
-    }
+    return (board.QueryVariable(name).label(label).description(description).datasource(DS)
+            .query(query).refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .include_all(True).multi(True).all_value(".*")
+            .current(models.VariableOption(text="All", value="$__all"))
+            .sort(models.VariableSort.ALPHABETICAL_ASC)
+            .hide(models.VariableHide.DONT_HIDE))
 
 
-def variables(*extra):
-    return {
-        "list": [
-            {
-                "name": "datasource",
-                "label": "Data source",
-                "type": "datasource",
-                "query": "prometheus",
-                "current": {},
-                "hide": 0,
-                "refresh": 1,
-                "regex": "",
-            },
-            query_variable("instance", "Instance", "order and payment processes (host:ops port)",
-                           'label_values(up{job=~"order|payment"}, instance)'),
-            *extra,
-        ]
-    }
-
-
+DATASOURCE_VARIABLE = (board.DatasourceVariable("datasource").label("Data source")
+                       .type("prometheus").hide(models.VariableHide.DONT_HIDE).regex(""))
+INSTANCE_VARIABLE = query_variable(
+    "instance", "Instance", "order and payment processes (host:ops port)",
+    'label_values(up{job=~"order|payment"}, instance)')
 DEPENDENCY_VARIABLE = query_variable(
     "dependency", "Dependency",
     "the protected call (the breaker, retry and bulkhead's `dependency` label)",
     "label_values(circuit_breaker_state, dependency)",
 )
 
-CHAOS_ANNOTATION = {
-    "name": "Chaos steps",
-    "datasource": DS,
-    "enable": True,
-    "hide": False,
-    "iconColor": "red",
-    "expr": "max by (step) (loadgen_chaos_step) == 1",
-    "step": "5s",
-    "titleFormat": "chaos: {{step}}",
-    "tagKeys": "step",
-    "useValueForTime": False,
-}
-
-BUILT_IN_ANNOTATION = {
-    "builtIn": 1,
-    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-    "enable": True,
-    "hide": True,
-    "iconColor": "rgba(0, 211, 255, 1)",
-    "name": "Annotations & Alerts",
-    "type": "dashboard",
-}
+# What the SDK's generic annotation has no field for: Prometheus annotations' own options.
+CHAOS_ANNOTATION_EXTRA = {"step": "5s", "titleFormat": "chaos: {{step}}", "tagKeys": "step",
+                          "useValueForTime": False}
+CHAOS_ANNOTATION = (board.AnnotationQuery().name("Chaos steps").datasource(DS).enable(True)
+                    .hide(False).icon_color("red")
+                    .expr("max by (step) (loadgen_chaos_step) == 1"))
+BUILT_IN_ANNOTATION = (board.AnnotationQuery().built_in(1)
+                       .datasource(models.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+                       .enable(True).hide(True).icon_color("rgba(0, 211, 255, 1)")
+                       .name("Annotations & Alerts").type("dashboard"))
 
 
-def dashboard(uid, title, description, tags, items, templating, *, time_from="now-30m"):
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": ["stormproof", *tags],
-        "timezone": "browser",
-        "editable": True,
-        "graphTooltip": 1,
-        "refresh": "5s",
-        "schemaVersion": 39,
-        "version": 1,
-        "time": {"from": time_from, "to": "now"},
-        "timepicker": {"refresh_intervals": ["5s", "10s", "30s", "1m", "5m"]},
-        "fiscalYearStartMonth": 0,
-        "liveNow": False,
-        "weekStart": "",
-        "links": [
-            {"title": "Stormproof", "type": "dashboards", "tags": ["stormproof"],
-             "asDropdown": True, "includeVars": True, "keepTime": True, "icon": "external link",
-             "targetBlank": False, "tooltip": "", "url": ""},
-        ],
-        "annotations": {"list": [BUILT_IN_ANNOTATION, CHAOS_ANNOTATION]},
-        "templating": templating,
-        "panels": layout(items),
-    }
+def dashboard(uid, title, description, tags, items, variables, *, time_from="now-30m"):
+    builder = (board.Dashboard(title).uid(uid).description(description)
+               .tags(["stormproof", *tags]).timezone("browser").editable()
+               .tooltip(models.DashboardCursorSync.CROSSHAIR).refresh("5s")
+               .time(time_from, "now")
+               .timepicker(board.TimePicker().refresh_intervals(["5s", "10s", "30s", "1m", "5m"]))
+               .fiscal_year_start_month(0).live_now(False).week_start("")
+               .link(board.DashboardLink("Stormproof").type(models.DashboardLinkType.DASHBOARDS)
+                     .tags(["stormproof"]).as_dropdown(True).include_vars(True).keep_time(True)
+                     .icon("external link").target_blank(False).tooltip("").url(""))
+               .annotation(BUILT_IN_ANNOTATION).annotation(CHAOS_ANNOTATION))
+    for variable in variables:
+        builder = builder.with_variable(variable)
+    for number, (panel, width, height) in enumerate(items, start=1):
+        if isinstance(panel, board.Row):
+            builder = builder.with_row(panel.id(number))
+        else:
+            builder = builder.with_panel(panel.id(number).span(width).height(height))
+    built = json.loads(JSONEncoder(sort_keys=False, indent=2).encode(builder.build()))
+    for annotation in built["annotations"]["list"]:
+        if annotation.get("name") == "Chaos steps":
+            annotation.update(CHAOS_ANNOTATION_EXTRA)
+    return built
 
 
 def quantiles(metric, selector, by, label):
@@ -301,44 +272,29 @@ STATE_COLOURS = {
 
 
 def breaker_timeline():
-    return {
-        "type": "state-timeline",
-        "title": "Breaker state",
-        "description": (
-            "The circuit breaker of each caller, per dependency. Healthy: one green band "
-            "(closed). An outage: red (open: calls fail fast and orders fall back to "
-            "PAYMENT_PENDING) with yellow slivers (half_open: a few trial calls) every "
-            "--breaker-wait, then green again once a trial succeeds. Purple (forced_open) "
-            "and blue (disabled) are operator overrides from order's /admin/breaker."
-        ),
-        "datasource": DS,
-        "targets": [target(BREAKER_STATE, "{{dependency}} @ {{instance}}")],
-        "fieldConfig": {
-            "defaults": {
-                "color": {"mode": "thresholds"},
-                "thresholds": thresholds("green"),
-                "mappings": [
-                    {
-                        "type": "value",
-                        "options": {
-                            value: {"text": text, "color": colour, "index": index}
-                            for index, (value, (text, colour)) in enumerate(STATE_COLOURS.items())
-                        },
-                    }
-                ],
-                "custom": {"fillOpacity": 80, "lineWidth": 0},
-            },
-            "overrides": [],
-        },
-        "options": {
-            "mergeValues": True,
-            "showValue": "auto",
-            "alignValue": "left",
-            "rowHeight": 0.9,
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "single", "sort": "none"},
-        },
-    }
+    return (statetimeline.Panel()
+            .title("Breaker state")
+            .description(
+                "The circuit breaker of each caller, per dependency. Healthy: one green band "
+                "(closed). An outage: red (open: calls fail fast and orders fall back to "
+                "PAYMENT_PENDING) with yellow slivers (half_open: a few trial calls) every "
+                "--breaker-wait, then green again once a trial succeeds. Purple (forced_open) "
+                "and blue (disabled) are operator overrides from order's /admin/breaker.")
+            .datasource(DS)
+            .with_target(target(BREAKER_STATE, "{{dependency}} @ {{instance}}"))
+            .color_scheme(board.FieldColor().mode(models.FieldColorModeId.THRESHOLDS))
+            .thresholds(thresholds("green"))
+            .mappings([models.ValueMap(options={
+                value: models.ValueMappingResult(text=text, color=colour, index=index)
+                for index, (value, (text, colour)) in enumerate(STATE_COLOURS.items())
+            })])
+            .fill_opacity(80).line_width(0)
+            .merge_values(True).show_value(models_common.VisibilityMode.AUTO)
+            .align_value(models_common.TimelineValueAlignment.LEFT).row_height(0.9)
+            .legend(common.VizLegendOptions().display_mode(models_common.LegendDisplayMode.LIST)
+                    .placement(models_common.LegendPlacement.BOTTOM).show_legend(True))
+            .tooltip(common.VizTooltipOptions().mode(models_common.TooltipDisplayMode.SINGLE)
+                     .sort(models_common.SortOrder.NONE)))
 
 
 RESILIENCE = dashboard(
@@ -364,7 +320,7 @@ RESILIENCE = dashboard(
                  "trip threshold {{dependency}}"),
             ),
             "percentunit", max_=1,
-            overrides=[dashed_red({"id": "byRegexp", "options": "trip threshold.*"})],
+            overrides=[dashed_red("byRegexp", "trip threshold.*")],
         ), 12, 8),
         (timeseries(
             "Calls through the breaker by outcome",
@@ -459,11 +415,9 @@ RESILIENCE = dashboard(
             "at 0 — that is the fallback doing its job. failed means the order store failed.",
             targets((f"sum by (status) (rate(orders_total{{{ORDER}}}[{RATE}]))", "{{status}}")),
             "reqps", stack=True,
-            overrides=[{
-                "matcher": {"id": "byName", "options": name},
-                "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": colour}}],
-            } for name, colour in (("confirmed", "green"), ("payment_pending", "orange"),
-                                   ("rejected", "blue"), ("failed", "red"))],
+            overrides=[fixed_colour(name, colour)
+                       for name, colour in (("confirmed", "green"), ("payment_pending", "orange"),
+                                            ("rejected", "blue"), ("failed", "red"))],
         ), 8, 8),
         (timeseries(
             "Payment backlog",
@@ -493,7 +447,7 @@ RESILIENCE = dashboard(
             "payment: p99 rises to the injected latency; the deadline (--payment-timeout) and "
             "the open breaker cap it. The dashed line is the 300 ms SLO.",
             targets(*quantiles("http_server_request_duration_seconds", PLACE_ORDER, "", "")),
-            "s", threshold=thresholds("transparent", (0.3, "red")),
+            "s", threshold=thresholds("transparent", (LATENCY_SLO_SECONDS, "red")),
         ), 12, 8),
         (timeseries(
             "ProcessPayment latency",
@@ -522,13 +476,12 @@ RESILIENCE = dashboard(
             f'sum by (le) (increase(rpc_server_call_duration_seconds_bucket{{{PAYMENT}, rpc_method="ProcessPayment"}}[{RATE}]))',
         ), 12, 8),
     ],
-    variables(DEPENDENCY_VARIABLE),
+    [DATASOURCE_VARIABLE, INSTANCE_VARIABLE, DEPENDENCY_VARIABLE],
 )
 
 
 # === Load test ===
 
-LOADGEN = 'job="loadgen"'
 LOAD_TEST = dashboard(
     "stormproof-load-test",
     "Stormproof / Load test",
@@ -552,13 +505,14 @@ LOAD_TEST = dashboard(
               "run's SLO fails.",
               [target(f'sum(rate(loadgen_requests_total{{{LOADGEN}, request="PlaceOrder", status=~"201|202"}}[1m])) / sum(rate(loadgen_requests_total{{{LOADGEN}, request="PlaceOrder"}}[1m]))',
                       "accepted")],
-              "percentunit", thresholds("red", (0.99, "orange"), (0.999, "green")), decimals=2), 6, 4),
+              "percentunit", thresholds("red", (0.99, "orange"), (AVAILABILITY_OBJECTIVE, "green")),
+              decimals=2), 6, 4),
         (stat("PlaceOrder p99",
               "p99 of PlaceOrder as loadgen saw it over the last minute. The run's SLO is "
               "300 ms.",
               [target(f'histogram_quantile(0.99, sum by (le) (rate(loadgen_request_duration_seconds_bucket{{{LOADGEN}, request="PlaceOrder"}}[1m])))',
                       "p99")],
-              "s", thresholds("green", (0.2, "orange"), (0.3, "red"))), 6, 4),
+              "s", thresholds("green", (0.2, "orange"), (LATENCY_SLO_SECONDS, "red"))), 6, 4),
         (timeseries(
             "Requests per second by request",
             "Browse (GetProducts), buy (PlaceOrder) and the follow-up GetOrder, per second. "
@@ -609,7 +563,7 @@ LOAD_TEST = dashboard(
             "p50/p95/p99 per request as loadgen saw it (network and queueing included). The "
             "dashed line is the 300 ms PlaceOrder SLO.",
             targets(*quantiles("loadgen_request_duration_seconds", LOADGEN, "request, ", " {{request}}")),
-            "s", threshold=thresholds("transparent", (0.3, "red")),
+            "s", threshold=thresholds("transparent", (LATENCY_SLO_SECONDS, "red")),
         ), 12, 8),
         (timeseries(
             "Chaos steps",
@@ -619,7 +573,7 @@ LOAD_TEST = dashboard(
             "short", max_=1, no_value="no chaos timeline in this run", fill=30,
         ), 12, 8),
     ],
-    {"list": variables()["list"][:1]},
+    [DATASOURCE_VARIABLE],
     time_from="now-15m",
 )
 
@@ -627,8 +581,6 @@ LOAD_TEST = dashboard(
 # === SLO ===
 
 
-# The windows of the SLO alerts, short and long: pages 5m/1h and 30m/6h, tickets 2h/1d and 6h/3d.
-BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
 def sli_panels(sli, title, description, burn_title, burn_description):
@@ -642,14 +594,13 @@ def sli_panels(sli, title, description, burn_title, burn_description):
                 (f"job:{sli}:objective", "objective"),
             ),
             "percentunit", min_=None, max_=1, fill=0,
-            overrides=[dashed_red({"id": "byName", "options": "objective"})],
+            overrides=[dashed_red("byName", "objective")],
         ), 12, 8),
         (timeseries(
             burn_title, burn_description,
             targets(*[(f"job:{sli}:burn_rate{w}", w) for w in BURN_WINDOWS]),
             "short", fill=0,
-            threshold=thresholds("transparent", (1, "light-yellow"), (3, "yellow"), (6, "orange"),
-                                 (14.4, "red")),
+            threshold=thresholds("transparent", *BURN_RATE_LINES),
         ), 12, 8),
     ]
 
@@ -668,7 +619,7 @@ SLO = dashboard(
               "over the last 30 days (or since the stack started). Green at or above the 99.9 % "
               "objective.",
               [target("job:order_availability:ratio_rate30d", "availability")],
-              "percentunit", thresholds("red", (0.999, "green")), decimals=3), 8, 5),
+              "percentunit", thresholds("red", (AVAILABILITY_OBJECTIVE, "green")), decimals=3), 8, 5),
         (stat("Error budget left",
               "Share of the 30-day error budget (0.1 % of orders) not yet spent. 100 %: "
               "untouched. 0 %: spent, the SLO is met no more; below 0 it is broken.",
@@ -679,7 +630,7 @@ SLO = dashboard(
               "page fires above 14.4 over both the last hour and the last 5 minutes, when "
               "the hour held at least 0.1 orders/s.",
               [target("job:order_availability:burn_rate1h", "burn rate 1h")],
-              "short", thresholds("green", (1, "orange"), (14.4, "red")), decimals=1), 8, 5),
+              "short", thresholds("green", (1, "orange"), (FAST_BURN, "red")), decimals=1), 8, 5),
         *sli_panels(
             "order_availability",
             "Availability against the objective",
@@ -704,7 +655,7 @@ SLO = dashboard(
             "pairs and lines as availability. Healthy: below 1.",
         ),
     ],
-    {"list": variables()["list"][:1]},
+    [DATASOURCE_VARIABLE],
     time_from="now-6h",
 )
 
