@@ -38,7 +38,8 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser;
-use serde_json::json;
+use serde_json::{Value, json};
+use testkit::ServiceArgs;
 
 use crate::{
     load::{Clients, Outcome},
@@ -170,26 +171,21 @@ impl Stack {
                 ("OTEL_METRICS_EXPORTER", "none".to_owned()),
             ]),
         }
-        let local = |flag: &str| [format!("--{flag}"), "127.0.0.1:0".to_owned()];
-        // The services keep their SQLite files under `.stormproof/` of their working directory.
-        let payment_args = [local("grpc-addr"), local("ops-addr")].concat();
+        // The services keep their SQLite files under `.stormproof/` of their working directory
+        // (tmpfs or disk, as the case asks).
+        let payment_args = ServiceArgs::payment("sqlite://.stormproof/payment.db");
         let payment = Service::start(
             "payment",
             &binaries.payment,
-            &payment_args,
+            &payment_args.as_strs(),
             &env,
             dir.path(),
         )
         .await?;
         let payment_url = format!("http://{}", payment.addr("grpc_addr")?);
-        let order_args = [
-            local("grpc-addr").to_vec(),
-            local("http-addr").to_vec(),
-            local("ops-addr").to_vec(),
-            vec!["--payment-url".to_owned(), payment_url],
-        ]
-        .concat();
+        let order_args = ServiceArgs::order(&payment_url, "sqlite://.stormproof/order.db");
         env.extend(order_env.iter().cloned());
+        let order_args = order_args.as_strs();
         let order = Service::start("order", &binaries.order, &order_args, &env, dir.path()).await?;
         let clients = Clients::connect(
             &order.addr("grpc_addr")?,
@@ -241,23 +237,16 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         .to_path_buf();
 
     eprintln!("bench: starting echo, three order + payment stacks and an OTLP sink");
-    let echo = Service::start(
-        "echo",
-        &binaries.bench,
-        &["echo-server".to_owned()],
-        &[],
-        &fast_dir,
-    )
-    .await?;
+    let echo = Service::start("echo", &binaries.bench, &["echo-server"], &[], &fast_dir).await?;
     let echo_clients =
         Clients::connect(&echo.addr("grpc_addr")?, args.concurrency, vec![echo.pid()]).await?;
     let relay = Service::start(
         "relay",
         &binaries.bench,
         &[
-            "relay-server".to_owned(),
-            "--upstream".to_owned(),
-            format!("http://{}", echo.addr("grpc_addr")?),
+            "relay-server",
+            "--upstream",
+            &format!("http://{}", echo.addr("grpc_addr")?),
         ],
         &[],
         &fast_dir,
@@ -434,37 +423,26 @@ async fn fail_fast(
     ];
     let mut stack = Stack::start(binaries, token, dir, telemetry, &order_env, concurrency).await?;
     load::drive(&stack.clients, concurrency, WARM_UP).await;
-    let faults = "/admin/faults";
+    let (payment_admin, order_admin) = (&stack.payment_admin, &stack.order_admin);
+    let faults = move |body: Value| async move { payment_admin.put("/admin/faults", &body).await };
     let breaker = "/admin/breaker";
+    let set_breaker = move |state: &'static str| async move {
+        order_admin.put(breaker, &json!({ "state": state })).await
+    };
 
     eprintln!("bench: fail-fast, payment hanging, breaker disabled");
-    stack
-        .payment_admin
-        .put(faults, &json!({ "hang_rate": 1.0 }))
-        .await?;
-    stack
-        .order_admin
-        .put(breaker, &json!({ "state": "disabled" }))
-        .await?;
+    faults(json!({ "hang_rate": 1.0 })).await?;
+    set_breaker("disabled").await?;
     let hanging_alone = load::drive(&stack.clients, 1, args.duration).await;
     let hanging = load::drive(&stack.clients, concurrency, args.duration).await;
 
     eprintln!("bench: fail-fast, payment refusing, breaker disabled");
-    stack
-        .payment_admin
-        .put(faults, &json!({ "outage": true }))
-        .await?;
+    faults(json!({ "outage": true })).await?;
     let refusing = load::drive(&stack.clients, concurrency, args.duration).await;
 
     eprintln!("bench: fail-fast, payment hanging, breaker tripped");
-    stack
-        .payment_admin
-        .put(faults, &json!({ "hang_rate": 1.0 }))
-        .await?;
-    stack
-        .order_admin
-        .put(breaker, &json!({ "state": "reset" }))
-        .await?;
+    faults(json!({ "hang_rate": 1.0 })).await?;
+    set_breaker("reset").await?;
     let mut state = String::new();
     for _ in 0..5 {
         load::drive(&stack.clients, 8, Duration::from_secs(2)).await;

@@ -124,7 +124,7 @@ impl Service {
     pub async fn start(
         name: &str,
         binary: &Path,
-        args: &[String],
+        args: &[&str],
         env: &[(&str, String)],
         dir: &Path,
     ) -> anyhow::Result<Self> {

@@ -84,14 +84,6 @@ pub fn tool(names: &[&str]) -> PathBuf {
         })
 }
 
-/// A port free on 127.0.0.1 now, for the processes that cannot report the port they bound.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
 /// Payment and order as processes on 127.0.0.1:0, with their admin APIs on, state in a
 /// temporary directory and tracing off.
 pub struct Stack {

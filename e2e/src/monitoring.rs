@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{free_port, repo, tool};
+use crate::{repo, tool};
 
 /// A child process killed on drop, its output in a log file.
 struct Daemon {
@@ -69,7 +69,7 @@ pub struct Alertmanager {
 impl Alertmanager {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let port = testkit::free_port();
         let program = tool(&["alertmanager", "prometheus-alertmanager"]);
         let args = [
             format!(
@@ -148,7 +148,7 @@ impl Prometheus {
             .expect("copy rules");
         }
         let prometheus = {
-            let port = free_port();
+            let port = testkit::free_port();
             let args = [
                 format!(
                     "--config.file={}",

@@ -438,14 +438,15 @@ struct Frame<'a> {
 impl Frame<'_> {
     /// The terminal panel.
     fn panel(&self) -> String {
-        let &Frame {
+        let Frame {
             live,
             context,
             now,
-            rates: (offered, achieved, answered),
             order,
             errors,
-        } = self;
+            ..
+        } = *self;
+        let (offered, achieved, answered) = self.rates;
         let mut lines = vec![format!("{} {}", context.title, progress(context))];
         lines.push(if context.dispatcher.is_some() {
         format!(
@@ -471,14 +472,15 @@ impl Frame<'_> {
 
     /// The plain line.
     fn line(&self) -> String {
-        let &Frame {
+        let Frame {
             live,
             context,
             now,
-            rates: (offered, achieved, answered),
             order,
             errors,
-        } = self;
+            ..
+        } = *self;
+        let (offered, achieved, answered) = self.rates;
         let mut parts = vec![format!("progress {}", progress(context))];
         if context.dispatcher.is_some() {
             parts.push(format!(

@@ -143,6 +143,16 @@ pub fn reference_is_current(path: &std::path::Path, command: &clap::Command) -> 
     ))
 }
 
+/// Both checks of a binary's flags: each explained in one line ([`wordy_flags`]), and each in
+/// the Markdown reference at `docs` ([`reference_is_current`]). A binary's test calls it.
+pub fn flags_are_documented(command: &clap::Command, docs: &std::path::Path) -> Result<(), String> {
+    let wordy = wordy_flags(command);
+    if !wordy.is_empty() {
+        return Err(format!("these flags need a one-line help: {wordy:#?}"));
+    }
+    reference_is_current(docs, command)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{Arg, Command};

@@ -9,7 +9,8 @@
 //!   [`shutdown_signal`] starts the drain.
 //! - [`ops`]: the ops listener's router (`/metrics`, `/healthz`, `/readyz`) and [`Readiness`].
 //! - [`admin`]: the admin API's bearer-token guard and its JSON body rule.
-//! - [`problem`]: RFC 9457 problem details, the one error body of every HTTP edge.
+//! - [`problem`]: RFC 9457 problem details, the one error body of every HTTP edge;
+//!   [`grpc::invalid_argument`], the gRPC one.
 //!
 //! Telemetry (metrics, traces, logs and their layers) stays in `telemetry`; this crate knows
 //! nothing of orders or payments.
@@ -19,6 +20,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod grpc;
 pub mod lifecycle;
 pub mod ops;
 pub mod problem;
@@ -26,7 +28,8 @@ pub mod service;
 pub mod skeleton;
 
 pub use cli::{
-    EXIT_USAGE, error_chain, flags_markdown, parse_args, reference_is_current, wordy_flags,
+    EXIT_USAGE, error_chain, flags_are_documented, flags_markdown, parse_args,
+    reference_is_current, wordy_flags,
 };
 pub use lifecycle::{BoxError, ServeError, Servers, shutdown_signal};
 pub use ops::Readiness;

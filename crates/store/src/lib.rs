@@ -57,13 +57,28 @@ pub enum OpenError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// A service's migrations, one set per dialect (`sqlx::migrate!("./migrations/sqlite")`).
+/// A service's migrations, one set per dialect: [`migrations!`] makes them from the service's
+/// `migrations/sqlite` and `migrations/postgres` folders.
 #[derive(Debug, Clone, Copy)]
 pub struct Migrations {
     /// For a SQLite file.
     pub sqlite: &'static Migrator,
     /// For a PostgreSQL database.
     pub postgres: &'static Migrator,
+}
+
+/// The [`Migrations`] of the crate that names it, embedded at build time from its
+/// `./migrations/sqlite` and `./migrations/postgres` folders (the crate needs `sqlx`).
+#[macro_export]
+macro_rules! migrations {
+    () => {{
+        static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
+        static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
+        $crate::Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
+        }
+    }};
 }
 
 /// A store's connections: reads on [`reader`](Self::reader), writes on

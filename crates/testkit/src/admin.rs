@@ -63,3 +63,26 @@ pub async fn admin_body_rule(
         .expect("answered");
     assert_eq!(taken.status().as_u16(), 200, "parameters are allowed");
 }
+
+/// Asserts that `response` refuses a caller without the right bearer token: 401 with
+/// `WWW-Authenticate: Bearer` and a problem body that never echoes `token`.
+pub async fn assert_unauthorized(response: reqwest::Response, token: &str) {
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.as_bytes()),
+        Some(&b"Bearer"[..])
+    );
+    assert_eq!(
+        response.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/problem+json"[..])
+    );
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["status"], 401);
+    assert!(
+        !body.to_string().contains(token),
+        "the answer never echoes the token"
+    );
+}

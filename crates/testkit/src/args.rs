@@ -73,6 +73,15 @@ pub fn sqlite_url(file: &std::path::Path) -> String {
     format!("sqlite://{}", file.display())
 }
 
+/// A port free on 127.0.0.1 now, for the processes that cannot report the port they bound
+/// (Prometheus, Alertmanager); ours all bind port 0 and say what they got.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

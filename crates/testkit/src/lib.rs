@@ -19,7 +19,7 @@ pub mod process;
 pub mod tls;
 
 pub use admin::{admin_body_rule, admin_refusal};
-pub use args::{ServiceArgs, sqlite_url};
+pub use args::{ServiceArgs, free_port, sqlite_url};
 pub use metrics::sample;
 pub use postgres::fresh_database;
 pub use process::{Process, run_to_exit};

@@ -31,6 +31,17 @@ pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
     })
 }
 
+/// The Prometheus text exposition at `url` (an ops listener's `/metrics`).
+pub async fn scrape(http: &reqwest::Client, url: &str) -> String {
+    http.get(url)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 #[cfg(test)]
 mod tests {
     use super::sample;

@@ -21,6 +21,22 @@ pub struct LoadRun {
 }
 
 impl LoadRun {
+    /// Requests of every name answered with an HTTP status that `good` takes.
+    pub fn answered(&self, good: impl Fn(u16) -> bool) -> u64 {
+        self.summary["requests"]
+            .as_object()
+            .map(|requests| {
+                requests
+                    .values()
+                    .filter_map(|request| request["status"].as_object())
+                    .flat_map(|status| status.iter())
+                    .filter(|(code, _)| code.parse().is_ok_and(&good))
+                    .filter_map(|(_, count)| count.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
     /// Requests named `request` (PlaceOrder, GetProducts, GetOrder) answered `status`
     /// ("201", "error", …).
     pub fn count(&self, request: &str, status: &str) -> u64 {

@@ -42,21 +42,6 @@ fn knee_users(run: &LoadRun) -> Option<u64> {
         .find_map(|word| word.parse().ok())
 }
 
-fn answered(run: &LoadRun, good: impl Fn(u16) -> bool) -> u64 {
-    run.summary["requests"]
-        .as_object()
-        .map(|requests| {
-            requests
-                .values()
-                .filter_map(|request| request["status"].as_object())
-                .flat_map(|status| status.iter())
-                .filter(|(code, _)| code.parse().is_ok_and(&good))
-                .filter_map(|(_, count)| count.as_u64())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_three_times_capacity_goodput_holds_and_the_rest_is_shed_with_retry_after() {
     // Order and payment get half the CPUs, loadgen and the proxies the other half: a
@@ -122,10 +107,10 @@ async fn at_three_times_capacity_goodput_holds_and_the_rest_is_shed_with_retry_a
 
     let seconds = overload.seconds().max(0.001);
     let offered = overload.all_requests() as f64 / seconds;
-    let good = answered(&overload, |code| (200..300).contains(&code) || code == 402);
+    let good = overload.answered(|code| (200..300).contains(&code) || code == 402);
     let goodput = good as f64 / seconds;
     let shed_codes = |code: u16| code == 503 || code == 429;
-    let shed = answered(&overload, shed_codes);
+    let shed = overload.answered(shed_codes);
     let other_failures = overload.all_requests() - good - shed;
 
     let exchanges: Vec<_> = cluster.front.exchanges().into_iter().skip(before).collect();

@@ -5,12 +5,11 @@ use contracts::order::v1::{self as pb, order_service_server::OrderService};
 use resilience::classify::RETRY_PUSHBACK_HEADER;
 use resilience::deadline::{GRPC_TIMEOUT_HEADER, parse_grpc_timeout};
 use tokio::time::Instant;
-use tonic::{Code, Request, Response, Status, metadata::MetadataValue};
-use tonic_types::{ErrorDetails, StatusExt as _};
+use tonic::{Request, Response, Status, metadata::MetadataValue};
 
 use crate::{
     app::{App, AppError},
-    domain::{FieldViolation, LineInput, Order, OrderStatus, PlaceOrderInput},
+    domain::{LineInput, Order, OrderStatus, PlaceOrderInput},
 };
 
 /// The OrderService implementation.
@@ -99,7 +98,10 @@ impl OrderService for OrderApi {
 
 fn status(error: AppError) -> Status {
     match error {
-        AppError::Invalid(violations) => invalid_argument(&violations),
+        AppError::Invalid(violations) => server::grpc::invalid_argument(
+            None,
+            violations.into_iter().map(|v| (v.field, v.description)),
+        ),
         AppError::KeyReused { order_id } => Status::already_exists(format!(
             "the idempotency_key was already used for a different request (order {order_id})"
         )),
@@ -123,20 +125,6 @@ fn status(error: AppError) -> Status {
             )
         }
     }
-}
-
-/// INVALID_ARGUMENT with a `google.rpc.BadRequest` naming each field, and the same in the
-/// message for clients that do not read details.
-fn invalid_argument(violations: &[FieldViolation]) -> Status {
-    let summary: Vec<String> = violations
-        .iter()
-        .map(|violation| format!("{}: {}", violation.field, violation.description))
-        .collect();
-    let mut details = ErrorDetails::new();
-    for violation in violations {
-        details.add_bad_request_violation(violation.field.clone(), violation.description.clone());
-    }
-    Status::with_error_details(Code::InvalidArgument, summary.join("; "), details)
 }
 
 fn to_proto(order: &Order) -> pb::Order {

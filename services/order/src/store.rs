@@ -16,9 +16,8 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use sqlx::migrate::Migrator;
+use store::Database;
 pub use store::{Backend, DatabaseUrl, OpenError};
-use store::{Database, Migrations};
 
 use crate::domain::{Line, Money, Order, OrderStatus, ValidOrder};
 
@@ -62,9 +61,6 @@ pub struct Store {
     write_wait: Option<Duration>,
 }
 
-static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
-
 const ORDER_COLUMNS: &str = "order_id, customer_id, status, total_minor, currency_code, \
                              created_at_ms, updated_at_ms";
 
@@ -92,12 +88,8 @@ struct LineRow {
 impl Store {
     /// Opens the database at `url` and applies its migrations.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, OpenError> {
-        let migrations = Migrations {
-            sqlite: &SQLITE,
-            postgres: &POSTGRES,
-        };
         Ok(Self {
-            db: Database::open(url, migrations).await?,
+            db: Database::open(url, store::migrations!()).await?,
             write_wait: None,
         })
     }

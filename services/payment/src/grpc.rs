@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use contracts::payment::v1::{self as pb, payment_service_server::PaymentService};
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt as _};
+use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{Charge, FieldViolation, OrderId},
+    domain::{Charge, OrderId},
     faults::{self, Faults},
     ledger::{Ledger, LedgerError, Recorded, Verdict},
     metrics,
@@ -70,7 +69,8 @@ impl PaymentService for PaymentApi {
         }
         let charge = Charge::parse(request.get_ref()).map_err(|violations| {
             metrics::payment("invalid");
-            invalid_argument("ProcessPaymentRequest", &violations)
+            let violations = violations.into_iter().map(|v| (v.field, v.description));
+            server::grpc::invalid_argument(Some("ProcessPaymentRequest"), violations)
         })?;
         let verdict = if plan.decline {
             Verdict::Decline(DECLINE_REASON.to_owned())
@@ -126,13 +126,7 @@ impl PaymentService for PaymentApi {
     ) -> Result<Response<pb::GetPaymentResponse>, Status> {
         self.misbehave(self.faults.plan()).await?;
         let order_id = OrderId::parse(&request.get_ref().order_id).map_err(|description| {
-            invalid_argument(
-                "GetPaymentRequest",
-                &[FieldViolation {
-                    field: "order_id",
-                    description,
-                }],
-            )
+            server::grpc::invalid_argument(Some("GetPaymentRequest"), [("order_id", description)])
         })?;
         match self.ledger.get(&order_id).await {
             Ok(Some(payment)) => Ok(Response::new(pb::GetPaymentResponse {
@@ -151,22 +145,4 @@ impl PaymentService for PaymentApi {
             }
         }
     }
-}
-
-/// INVALID_ARGUMENT with a `google.rpc.BadRequest` naming each field, and the same in the
-/// message for clients that do not read details.
-fn invalid_argument(message: &str, violations: &[FieldViolation]) -> Status {
-    let summary: Vec<String> = violations
-        .iter()
-        .map(|violation| format!("{}: {}", violation.field, violation.description))
-        .collect();
-    let mut details = ErrorDetails::new();
-    for violation in violations {
-        details.add_bad_request_violation(violation.field, violation.description.clone());
-    }
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("invalid {message}: {}", summary.join("; ")),
-        details,
-    )
 }

@@ -16,9 +16,8 @@
 use std::path::Path;
 
 use contracts::payment::v1 as pb;
-use sqlx::migrate::Migrator;
 pub use store::{Backend, DatabaseUrl, OpenError};
-use store::{Database, Migrations, now_ms};
+use store::{Database, now_ms};
 
 use crate::domain::{Charge, OrderId};
 
@@ -84,9 +83,6 @@ pub struct Ledger {
     db: Database,
 }
 
-static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
-
 // === impl Payment ===
 
 impl Payment {
@@ -123,12 +119,8 @@ impl Ledger {
     /// Opens the ledger at `url` (creating a SQLite file and its folder if missing) and
     /// applies the embedded migrations of its dialect.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, OpenError> {
-        let migrations = Migrations {
-            sqlite: &SQLITE,
-            postgres: &POSTGRES,
-        };
         Ok(Self {
-            db: Database::open(url, migrations).await?,
+            db: Database::open(url, store::migrations!()).await?,
         })
     }
 

@@ -14,27 +14,34 @@ use tracing::Instrument as _;
 
 const HEALTH: &str = "grpc.health.v1.Health";
 
+/// A health server behind `layer` on 127.0.0.1:0, and a channel to it.
+async fn health_server(layer: GrpcServerLayer) -> tonic::transport::Channel {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let server = tonic::transport::Server::builder()
+        .layer(layer)
+        .add_service(health)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(async move {
+        let _reporter = reporter; // serves as long as the server does
+        server.await
+    });
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_and_server_spans_form_one_trace_and_are_measured() {
     let receiver = OtlpReceiver::start().await.expect("receiver");
     let guard = super::init(receiver.endpoint());
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .layer(GrpcServerLayer::new().trace_health_checks(true))
-            .add_service(health)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = health_server(GrpcServerLayer::new().trace_health_checks(true)).await;
     let layered = ServiceBuilder::new()
         .layer(GrpcClientLayer::new())
         .service(channel);
@@ -136,22 +143,7 @@ async fn client_and_server_spans_form_one_trace_and_are_measured() {
 async fn health_checks_are_measured_but_not_traced_by_default() {
     let receiver = OtlpReceiver::start().await.expect("receiver");
     let guard = super::init(receiver.endpoint());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .layer(GrpcServerLayer::new())
-            .add_service(health)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = health_server(GrpcServerLayer::new()).await;
     let mut client = HealthClient::new(channel);
     client
         .check(HealthCheckRequest::default())

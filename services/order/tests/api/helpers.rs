@@ -220,14 +220,7 @@ impl Order {
     }
 
     pub async fn metrics(&self) -> String {
-        self.http
-            .get(self.ops_url("/metrics"))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("text")
+        testkit::metrics::scrape(&self.http, &self.ops_url("/metrics")).await
     }
 
     /// Waits until no order is left unsettled, or `timeout` passes.

@@ -133,14 +133,8 @@ async fn two_replicas_racing_reconcilers_never_charge_an_order_twice() {
     );
     let mut settled = 0.0;
     for replica in &replicas {
-        let metrics = http
-            .get(format!("http://{}/metrics", replica.addr("ops_addr")))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("text");
+        let url = format!("http://{}/metrics", replica.addr("ops_addr"));
+        let metrics = testkit::metrics::scrape(&http, &url).await;
         let confirmed = sample(
             &metrics,
             "order_reconcile_total",

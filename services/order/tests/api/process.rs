@@ -43,12 +43,30 @@ async fn start_order(dir: &std::path::Path, payment: &Payment) -> Process {
         .expect("order starts")
 }
 
+/// Orders acknowledged so far: order id → the status it was acknowledged with.
+type Acknowledged = Arc<Mutex<BTreeMap<String, i64>>>;
+
+/// [`load`] on its own task: the flag that stops it, what it acknowledged, and the task.
+fn spawn_load(
+    http_addr: String,
+    clients: usize,
+) -> (
+    Arc<AtomicBool>,
+    Acknowledged,
+    tokio::task::JoinHandle<Vec<u16>>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Acknowledged = Arc::default();
+    let running = tokio::spawn(load(http_addr, clients, stop.clone(), acknowledged.clone()));
+    (stop, acknowledged, running)
+}
+
 /// `clients` loops placing orders until `stop`; every acknowledged order (201/202) is kept.
 async fn load(
     http_addr: String,
     clients: usize,
     stop: Arc<AtomicBool>,
-    acknowledged: Arc<Mutex<BTreeMap<String, i64>>>,
+    acknowledged: Acknowledged,
 ) -> Vec<u16> {
     let http = reqwest::Client::new();
     let statuses = join_all((0..clients).map(|client| {
@@ -101,14 +119,7 @@ async fn after_a_kill_9_every_acknowledged_order_exists_and_is_charged_exactly_o
     let payment = start_payment(30).await;
     let order = start_order(dir.path(), &payment).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(BTreeMap::new()));
-    let running = tokio::spawn(load(
-        order.addr("http_addr"),
-        6,
-        stop.clone(),
-        acknowledged.clone(),
-    ));
+    let (stop, acknowledged, running) = spawn_load(order.addr("http_addr"), 6);
     tokio::time::sleep(Duration::from_millis(800)).await;
     order.signal("KILL").expect("kill -9");
     assert_eq!(
@@ -211,14 +222,7 @@ async fn sigterm_under_load_fails_no_request_in_flight() {
     let payment = start_payment(100).await;
     let mut order = start_order(dir.path(), &payment).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(BTreeMap::new()));
-    let running = tokio::spawn(load(
-        order.addr("http_addr"),
-        8,
-        stop.clone(),
-        acknowledged.clone(),
-    ));
+    let (stop, _acknowledged, running) = spawn_load(order.addr("http_addr"), 8);
     tokio::time::sleep(Duration::from_millis(500)).await;
     order.signal("TERM").expect("SIGTERM");
     assert!(

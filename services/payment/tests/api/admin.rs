@@ -37,16 +37,7 @@ async fn a_missing_or_wrong_token_is_refused_with_401() {
     ];
     for request in requests {
         let response = request.send().await.expect("answered");
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            response
-                .headers()
-                .get("www-authenticate")
-                .map(|v| v.as_bytes()),
-            Some(&b"Bearer"[..])
-        );
-        let body: Value = response.json().await.expect("a JSON body");
-        assert_eq!(body["status"], 401);
+        testkit::admin::assert_unauthorized(response, ADMIN_TOKEN).await;
     }
     assert_eq!(
         app.faults.get(),

@@ -105,14 +105,7 @@ impl TestApp {
     }
 
     pub async fn metrics(&self) -> String {
-        self.http
-            .get(self.ops_url("/metrics"))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("metrics text")
+        testkit::metrics::scrape(&self.http, &self.ops_url("/metrics")).await
     }
 
     /// Stops the server (graceful drain) and waits for it.

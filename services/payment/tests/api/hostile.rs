@@ -126,16 +126,9 @@ async fn one_case(
         .header("content-type", "application/json")
         .body(body.to_vec())
         .send()
-        .await
-        .map_err(|error| format!("no answer (a panic?): {error}"))?;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let answer: Value = response.json().await.map_err(|error| error.to_string())?;
+        .await;
+    let (status, content_type, answer) = testkit::http::answer(response).await?;
+    let answer: Value = serde_json::from_slice(&answer).map_err(|error| error.to_string())?;
     let after = current().await?;
     let sent = String::from_utf8_lossy(body);
     match status {

@@ -49,14 +49,8 @@ async fn sigterm_lets_twenty_slow_calls_finish_then_exits_zero() {
     let http = reqwest::Client::new();
     let in_flight = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let metrics = http
-                .get(format!("http://{ops_addr}/metrics"))
-                .send()
-                .await
-                .expect("scrape")
-                .text()
-                .await
-                .expect("text");
+            let url = format!("http://{ops_addr}/metrics");
+            let metrics = testkit::metrics::scrape(&http, &url).await;
             if sample(
                 &metrics,
                 "payment_fault_injected_total",
