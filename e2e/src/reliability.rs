@@ -258,10 +258,11 @@ loadgen ──► front proxy ──► order ──► link proxy ──► pay
 - **7. Load models**: staged as scenario 4 (CPU halves, a quota of 0.4 of a core), with
   order's adaptive limit pinned open (`--limit-initial/min/max 100000`) so that a queue forms
   instead of being shed: with shedding, both models see the threshold and nothing else. Two
-  open `stress` ladders (`--time-scale 0.25`: 7.5 s rungs, PlaceOrder p99 ≤ 1 s, so that the
-  knee is where order's queue starts to grow: under the quota its p99 sits near 300 ms over a
-  wide band of rates, which made a 300 ms knee move by a third between runs) name the knee in
-  arrivals/s; then 1.15× their mean is offered for 10 s open (`peak-sale` with `--stages`,
+  open `stress` ladders, each on a fresh stack (`--time-scale 0.5 --rate 16`: 15 s rungs from
+  160 arrivals/s, PlaceOrder p99 ≤ 1 s, so that the knee is where order's queue starts to
+  grow: under the quota its p99 sits near 300 ms over a wide band of rates, which made a
+  300 ms knee move by a third between runs; a rung breaks only if it breaks twice in a row)
+  name the knee in arrivals/s; then 1.15× their mean is offered for 10 s open (`peak-sale` with `--stages`,
   pool 4 s of arrivals) and closed (`stress --model closed`, users enough to offer the same visits/s
   against an instant server, think 100–500 ms). Order's p99 is read from its own
   `http_server_request_duration_seconds` for `POST /v1/orders` over the open run, as the

@@ -30,6 +30,7 @@
 pub mod arrivals;
 pub mod chaos;
 pub mod config;
+pub mod knee;
 pub mod latency;
 pub mod live;
 pub mod metrics;

@@ -35,7 +35,7 @@ pub enum ProfileName {
     PeakSale,
     /// A long steady load.
     Soak,
-    /// Steps up until an SLO breaks; reports the knee.
+    /// Steps up until an SLO breaks (twice in a row on one rung); reports the knee.
     Stress,
     /// Only `GET /v1/products`, no think time, 10 s: the throughput benchmark against wrk.
     Catalogue,

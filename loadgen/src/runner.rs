@@ -20,6 +20,7 @@ use crate::{
     arrivals::{Dispatcher, RatePlan, Spacing},
     chaos,
     chaos::{Admin, Timeline},
+    knee::{Judged, KneeSearch},
     latency::ResponseTimes,
     live,
     live::Live,
@@ -38,9 +39,6 @@ use crate::{
 const SETTLE_MARGIN: Duration = Duration::from_secs(1);
 /// Open model: the default pool holds the peak rate's arrivals of this long, plus 10 users.
 const DEFAULT_POOL_SECONDS: f64 = 1.0;
-/// Stress under the open model: the knee is narrowed until the rung that broke is within
-/// this factor of the rung that held.
-const KNEE_WITHIN: f64 = 1.05;
 
 /// The open model's settings, checked.
 #[derive(Debug, Clone)]
@@ -339,21 +337,11 @@ impl Loadgen {
         let (mut offered, mut dropped, mut pool) = (0, 0, 0);
         let mut scheduled_seconds = 0.0;
         if let (ProfileName::Stress, Some(open)) = (self.profile.name, &self.open) {
-            let mut held: Option<(f64, f64)> = None; // (arrivals/s, requests/s)
-            let mut broke: Option<f64> = None;
-            let mut ladder = open.ladder.iter().copied();
+            let mut search = KneeSearch::new(open.ladder.clone(), true);
+            let mut held_rps = None;
             let mut rung = 0;
             let mut next = first.clone();
-            loop {
-                // Up the ladder until a rung breaks, then halve the gap to the knee.
-                let rate = match (held, broke) {
-                    (_, None) => match ladder.next() {
-                        Some(rate) => rate,
-                        None => break,
-                    },
-                    (Some((low, _)), Some(high)) if high / low > KNEE_WITHIN => (low + high) / 2.0,
-                    _ => break,
-                };
+            while let Some(rate) = search.next_rung() {
                 rung += 1;
                 let html = report_dir.join(format!("report-rung-{rung}.html"));
                 // The first rung's dispatcher is already waiting for its pool.
@@ -392,8 +380,9 @@ impl Loadgen {
                     verdict: verdict.headline(),
                 };
                 println!(
-                    "stress: rung {rung} ({} users at most): {ran}",
-                    open.pool(rate)
+                    "stress: rung {rung} ({} users at most){}: {ran}",
+                    open.pool(rate),
+                    if search.repeating() { ", again" } else { "" }
                 );
                 rungs.push(ran);
                 merge(&mut requests, rung_requests);
@@ -404,18 +393,16 @@ impl Loadgen {
                     dropped + run.dropped,
                     open.pool(rate),
                 );
-                if verdict.pass {
-                    held = Some((rate, rps));
-                } else {
-                    stress_rows = verdict.rows.into_iter().filter(|row| !row.pass).collect();
-                    broke = Some(rate);
-                    if held.is_none() {
-                        break; // the first rung broke: no knee to narrow
+                match search.record(rate, verdict.pass) {
+                    Judged::Held => held_rps = Some(rps),
+                    Judged::BrokeOnce => {}
+                    Judged::Broke => {
+                        stress_rows = verdict.rows.into_iter().filter(|row| !row.pass).collect();
                     }
                 }
             }
-            knee_rate = held.map(|(rate, _)| rate);
-            knee_rps = held.map(|(_, rps)| rps);
+            knee_rate = search.knee();
+            knee_rps = knee_rate.and(held_rps);
             report::response_times(&times, &mut requests);
         } else if let Some((dispatcher, rates, pool_size)) = first.clone() {
             let html = report_dir.join("report.html");
@@ -427,9 +414,14 @@ impl Loadgen {
             (offered, dropped, pool) = (run.offered, run.dropped, pool_size);
             scheduled_seconds = rates.duration().as_secs_f64();
         } else if self.profile.name == ProfileName::Stress {
-            for (rung, users) in self.profile.ladder.iter().enumerate() {
-                let plan = profiles::rung_plan(*users, self.profile.rung);
-                let html = report_dir.join(format!("report-rung-{}.html", rung + 1));
+            let ladder = self.profile.ladder.iter().map(|&users| users as f64);
+            let mut search = KneeSearch::new(ladder.collect(), false);
+            let mut rung = 0;
+            while let Some(users) = search.next_rung() {
+                let users = users as usize;
+                rung += 1;
+                let plan = profiles::rung_plan(users, self.profile.rung);
+                let html = report_dir.join(format!("report-rung-{rung}.html"));
                 let rung_start = Instant::now();
                 let goose = self.attack(&plan, &shared, &html).await?;
                 let seconds = rung_start.elapsed().as_secs_f64();
@@ -444,20 +436,27 @@ impl Loadgen {
                 let verdict = slo::evaluate(&self.slo, &measured);
                 let ran = report::Rung {
                     arrivals_per_second: None,
-                    users: Some(*users),
+                    users: Some(users),
                     requests_per_second: rps,
                     held: verdict.pass,
                     verdict: verdict.headline(),
                 };
-                println!("stress: rung {}: {ran}", rung + 1);
+                println!(
+                    "stress: rung {rung}{}: {ran}",
+                    if search.repeating() { ", again" } else { "" }
+                );
                 rungs.push(ran);
                 merge(&mut requests, rung_requests);
-                if !verdict.pass {
-                    stress_rows = verdict.rows.into_iter().filter(|row| !row.pass).collect();
-                    break;
+                match search.record(users as f64, verdict.pass) {
+                    Judged::Held => {
+                        knee_rps = Some(rps);
+                        knee_users = users;
+                    }
+                    Judged::BrokeOnce => {}
+                    Judged::Broke => {
+                        stress_rows = verdict.rows.into_iter().filter(|row| !row.pass).collect();
+                    }
                 }
-                knee_rps = Some(rps);
-                knee_users = *users;
             }
         } else {
             let html = report_dir.join("report.html");
