@@ -41,9 +41,15 @@ pub enum SkeletonError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// Binds `addr`, naming it if that fails.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, SkeletonError> {
-    TcpListener::bind(addr)
+/// Binds `addr`, naming it if that fails; with the address bound (the real port when 0 was
+/// asked for).
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), SkeletonError> {
+    let bound = async {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        Ok((listener, local))
+    };
+    bound
         .await
         .map_err(|source| SkeletonError::Bind { addr, source })
 }
@@ -57,9 +63,9 @@ type Task = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 /// A service's listeners, routers and tasks, bound but not yet serving.
 pub struct Skeleton {
     api: &'static str,
-    grpc_listener: TcpListener,
+    grpc_listener: (TcpListener, SocketAddr),
     grpc: GrpcRouter,
-    ops_listener: TcpListener,
+    ops_listener: (TcpListener, SocketAddr),
     ops: axum::Router,
     readiness: Readiness,
     health: HealthReporter,
@@ -71,8 +77,8 @@ impl std::fmt::Debug for Skeleton {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Skeleton")
             .field("api", &self.api)
-            .field("grpc", &self.grpc_listener)
-            .field("ops", &self.ops_listener)
+            .field("grpc", &self.grpc_listener.1)
+            .field("ops", &self.ops_listener.1)
             .field(
                 "tasks",
                 &self.tasks.iter().map(|(name, _)| name).collect::<Vec<_>>(),
@@ -130,13 +136,13 @@ impl Skeleton {
     }
 
     /// The bound gRPC address (the real port when 0 was asked for).
-    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
-        self.grpc_listener.local_addr()
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener.1
     }
 
     /// The bound ops address.
-    pub fn ops_addr(&self) -> std::io::Result<SocketAddr> {
-        self.ops_listener.local_addr()
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_listener.1
     }
 
     /// Serves `api` on the gRPC listener, beside health and reflection.
@@ -198,9 +204,9 @@ impl Skeleton {
     ) -> Result<(), ServeError> {
         let Self {
             api,
-            grpc_listener,
+            grpc_listener: (grpc_listener, _),
             grpc,
-            ops_listener,
+            ops_listener: (ops_listener, _),
             ops,
             readiness,
             health,

@@ -21,14 +21,20 @@ pub async fn admin_refusal(
         .send()
         .await
         .expect("answered");
-    assert_eq!(response.status().as_u16(), expected, "{content_type:?}");
+    problem(response, expected, content_type).await
+}
+
+/// `response` is a problem (`application/problem+json`) with `status` in its line and body;
+/// its body. `context` names the case in a failed assertion.
+async fn problem(response: reqwest::Response, status: u16, context: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "{context:?}");
     assert_eq!(
         response.headers().get("content-type").map(|v| v.as_bytes()),
         Some(&b"application/problem+json"[..]),
-        "{content_type:?}"
+        "{context:?}"
     );
     let problem: Value = response.json().await.expect("a JSON body");
-    assert_eq!(problem["status"], expected, "{content_type:?}");
+    assert_eq!(problem["status"], status, "{context:?}");
     problem
 }
 
@@ -67,20 +73,12 @@ pub async fn admin_body_rule(
 /// Asserts that `response` refuses a caller without the right bearer token: 401 with
 /// `WWW-Authenticate: Bearer` and a problem body that never echoes `token`.
 pub async fn assert_unauthorized(response: reqwest::Response, token: &str) {
-    assert_eq!(response.status().as_u16(), 401);
+    let challenge = response.headers().get("www-authenticate").cloned();
+    let body = problem(response, 401, "unauthorized").await;
     assert_eq!(
-        response
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.as_bytes()),
+        challenge.as_ref().map(|v| v.as_bytes()),
         Some(&b"Bearer"[..])
     );
-    assert_eq!(
-        response.headers().get("content-type").map(|v| v.as_bytes()),
-        Some(&b"application/problem+json"[..])
-    );
-    let body: Value = response.json().await.expect("a JSON body");
-    assert_eq!(body["status"], 401);
     assert!(
         !body.to_string().contains(token),
         "the answer never echoes the token"

@@ -176,8 +176,7 @@ impl Service for Application {
             payment,
             config.payment.payment_budget,
         );
-        let http_listener = bind(config.http_addr).await?;
-        let http_addr = http_listener.local_addr().unwrap_or(config.http_addr);
+        let (http_listener, http_addr) = bind(config.http_addr).await?;
         let mut skeleton = Skeleton::bind::<OrderServiceServer<OrderApi>>(SkeletonConfig {
             grpc_addr: config.grpc_addr,
             ops_addr: config.ops_addr,
@@ -209,11 +208,7 @@ impl Service for Application {
                 Ok::<(), Infallible>(())
             });
         Ok(Self {
-            addrs: [
-                skeleton.grpc_addr().unwrap_or(config.grpc_addr),
-                http_addr,
-                skeleton.ops_addr().unwrap_or(config.ops_addr),
-            ],
+            addrs: [skeleton.grpc_addr(), http_addr, skeleton.ops_addr()],
             skeleton,
             app,
             store,

@@ -89,6 +89,8 @@ impl Service for Application {
         &config.telemetry
     }
 
+    /// The fault flags, checked before telemetry starts (a bad one ends with exit 2);
+    /// `build` checks them again for callers that build without `main` (the tests).
     fn usage_error(config: &Config) -> Option<String> {
         config.faults.settings().err()
     }
@@ -98,7 +100,7 @@ impl Service for Application {
             version = Self::INFO.version,
             database = %config.database_url,
             admin_api = config.admin_token.is_some(),
-            faults = ?config.faults.settings().ok(),
+            faults = ?config.faults, // as given: `build` resolves and checks them
             otel_sdk_disabled = config.telemetry.otel_sdk_disabled,
             otlp_endpoint = %config.telemetry.otel_exporter_otlp_endpoint,
             "payment.starting"
@@ -128,8 +130,8 @@ impl Service for Application {
             skeleton = skeleton.merge_ops(admin::router(faults.clone(), token));
         }
         Ok(Self {
-            grpc_addr: skeleton.grpc_addr().unwrap_or(config.grpc_addr),
-            ops_addr: skeleton.ops_addr().unwrap_or(config.ops_addr),
+            grpc_addr: skeleton.grpc_addr(),
+            ops_addr: skeleton.ops_addr(),
             skeleton,
             ledger,
             faults,
