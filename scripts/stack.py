@@ -129,10 +129,16 @@ class Service:
         try:
             pid_text, program = self.pid_file.read_text().splitlines()[:2]
             pid = int(pid_text)
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if not cmdline:
+                # Empty while the process is in execve (Popen may return that early: vfork
+                # lets the parent go before the new program's arguments are in place), and
+                # for a zombie. Only the zombie has exited.
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                return None if state in ("Z", "X") else pid
+        except (OSError, ValueError, IndexError):
             return None
-        return pid if cmdline[0].decode(errors="replace") == program else None
+        return pid if cmdline.split(b"\0")[0].decode(errors="replace") == program else None
 
 
 def local_services(token: str) -> list[Service]:
