@@ -34,7 +34,12 @@ async fn serve_on_free_port(name: &str, service: impl OrderService) -> anyhow::R
     );
     tonic::transport::Server::builder()
         .add_service(OrderServiceServer::new(service))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        // As the services' skeleton does: tonic ignores its own `tcp_nodelay` for a listener
+        // handed in, and with Nagle on a response written in two segments waits for the
+        // client's delayed ACK.
+        .serve_with_incoming(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        )
         .await?;
     Ok(())
 }
