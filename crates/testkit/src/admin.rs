@@ -26,7 +26,7 @@ pub async fn admin_refusal(
 
 /// `response` is a problem (`application/problem+json`) with `status` in its line and body;
 /// its body. `context` names the case in a failed assertion.
-async fn problem(response: reqwest::Response, status: u16, context: &str) -> Value {
+pub async fn problem(response: reqwest::Response, status: u16, context: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "{context:?}");
     assert_eq!(
         response.headers().get("content-type").map(|v| v.as_bytes()),

@@ -1,7 +1,4 @@
 //! Bad input: every refusal says which field and why, and nothing is stored.
-
-use serde_json::Value;
-
 use crate::helpers::{one_cap, spawn_order, spawn_payment};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,14 +60,7 @@ async fn bad_inputs_are_refused_naming_the_field_and_store_nothing() {
             .await
             .expect("answered");
         let shown = &payload[..payload.len().min(80)];
-        assert_eq!(response.status().as_u16(), expected, "{shown}");
-        assert_eq!(
-            response.headers().get("content-type").map(|v| v.as_bytes()),
-            Some(&b"application/problem+json"[..]),
-            "{shown}"
-        );
-        let problem: Value = response.json().await.expect("a problem body");
-        assert_eq!(problem["status"], expected, "{shown}");
+        let problem = testkit::admin::problem(response, expected, shown).await;
         if !field.is_empty() {
             let named = problem["errors"]
                 .as_array()

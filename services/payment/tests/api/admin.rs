@@ -80,12 +80,7 @@ async fn bad_bodies_get_400_naming_the_field_and_change_nothing() {
             .send()
             .await
             .expect("answered");
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(
-            response.headers().get("content-type").map(|v| v.as_bytes()),
-            Some(&b"application/problem+json"[..])
-        );
-        let problem: Value = response.json().await.expect("a JSON body");
+        let problem = testkit::admin::problem(response, 400, body).await;
         if let Some(field) = field {
             assert_eq!(problem["errors"][0]["field"], field, "{body}");
         }
