@@ -8,7 +8,7 @@ use std::{future::Future, process::ExitCode};
 use metrics_exporter_prometheus::PrometheusHandle;
 use telemetry::{ServiceInfo, TelemetryArgs};
 
-use crate::{EXIT_USAGE, parse_args, shutdown_signal};
+use crate::{parse_args, shutdown_signal};
 
 /// A service, built from its configuration and run until a signal stops it.
 pub trait Service: Sized {
@@ -22,12 +22,6 @@ pub trait Service: Sized {
 
     /// The telemetry settings inside its configuration.
     fn telemetry(config: &Self::Config) -> &TelemetryArgs;
-
-    /// A usage error clap cannot express (two flags that contradict each other, say): printed,
-    /// and the process ends with [`EXIT_USAGE`] before anything has started.
-    fn usage_error(_config: &Self::Config) -> Option<String> {
-        None
-    }
 
     /// Logs what it starts with, once telemetry is up.
     fn starting(config: &Self::Config);
@@ -47,16 +41,12 @@ pub trait Service: Sized {
 }
 
 /// A service's whole `main`: 0 after a clean drain, 1 if it failed to start or stopped
-/// badly (logged as `<service>.failed`), [`EXIT_USAGE`] on a bad command line.
+/// badly (logged as `<service>.failed`), [`EXIT_USAGE`](crate::EXIT_USAGE) on a bad command line.
 pub async fn main<S: Service>() -> ExitCode {
     let config: S::Config = match parse_args() {
         Ok(config) => config,
         Err(code) => return code,
     };
-    if let Some(message) = S::usage_error(&config) {
-        eprintln!("error: {message}");
-        return ExitCode::from(EXIT_USAGE);
-    }
     let mut telemetry = match telemetry::init_or_report(S::telemetry(&config), S::INFO) {
         Ok(telemetry) => telemetry,
         Err(code) => return code,

@@ -143,20 +143,22 @@ pub struct FaultArgs {
     /// Start from a named set of faults: none, seed, brownout or outage.
     #[arg(long = "faults", env = "PAYMENT_FAULTS", value_enum, default_value_t = Preset::None)]
     pub preset: Preset,
+    // The ranges are checked here, as `PUT /admin/faults` checks them, so a bad flag ends
+    // with a usage error naming it and the settings below cannot be out of range.
     /// Added to every call, in milliseconds.
-    #[arg(long, env = "PAYMENT_LATENCY_MS")]
+    #[arg(long, env = "PAYMENT_LATENCY_MS", value_parser = parse_millis)]
     pub latency_ms: Option<u64>,
     /// Up to this many milliseconds more, uniformly at random.
-    #[arg(long, env = "PAYMENT_JITTER_MS")]
+    #[arg(long, env = "PAYMENT_JITTER_MS", value_parser = parse_millis)]
     pub jitter_ms: Option<u64>,
     /// Share of calls answered UNAVAILABLE (0..=1).
-    #[arg(long, env = "PAYMENT_FAILURE_RATE")]
+    #[arg(long, env = "PAYMENT_FAILURE_RATE", value_parser = parse_rate)]
     pub failure_rate: Option<f64>,
     /// Share of calls never answered (0..=1); the caller's deadline ends them.
-    #[arg(long, env = "PAYMENT_HANG_RATE")]
+    #[arg(long, env = "PAYMENT_HANG_RATE", value_parser = parse_rate)]
     pub hang_rate: Option<f64>,
     /// Share of charges declined for a business reason (0..=1): an answer, not an error.
-    #[arg(long, env = "PAYMENT_DECLINE_RATE")]
+    #[arg(long, env = "PAYMENT_DECLINE_RATE", value_parser = parse_rate)]
     pub decline_rate: Option<f64>,
     /// Answer every call UNAVAILABLE.
     #[arg(long, env = "PAYMENT_OUTAGE", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
@@ -164,8 +166,8 @@ pub struct FaultArgs {
 }
 
 impl FaultArgs {
-    /// The preset, with single knobs overridden by their flags; out-of-range values refused.
-    pub fn settings(&self) -> Result<FaultSettings, String> {
+    /// The preset, with single knobs overridden by their flags.
+    pub fn settings(&self) -> FaultSettings {
         let mut settings = self.preset.settings();
         settings.latency_ms = self.latency_ms.unwrap_or(settings.latency_ms);
         settings.jitter_ms = self.jitter_ms.unwrap_or(settings.jitter_ms);
@@ -173,14 +175,24 @@ impl FaultArgs {
         settings.hang_rate = self.hang_rate.unwrap_or(settings.hang_rate);
         settings.decline_rate = self.decline_rate.unwrap_or(settings.decline_rate);
         settings.outage = self.outage.unwrap_or(settings.outage);
-        settings.validate().map(|()| settings).map_err(|errors| {
-            let fields: Vec<String> = errors
-                .iter()
-                .map(|error| format!("{}: {}", error.field, error.message))
-                .collect();
-            format!("invalid fault flags: {}", fields.join("; "))
-        })
+        settings
     }
+}
+
+fn parse_rate(value: &str) -> Result<f64, String> {
+    value
+        .parse()
+        .ok()
+        .and_then(crate::faults::in_rate_range)
+        .ok_or_else(|| format!("`{value}` {}", crate::faults::RATE_RANGE))
+}
+
+fn parse_millis(value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .ok()
+        .and_then(crate::faults::in_millis_range)
+        .ok_or_else(|| format!("`{value}` {}", crate::faults::MILLIS_RANGE))
 }
 
 /// Durations as `500ms`, `10s`, `2m`, or a bare number of seconds.
@@ -249,11 +261,19 @@ mod tests {
         let config =
             Config::try_parse_from(["payment", "--faults", "seed", "--failure-rate", "0.5"])
                 .expect("valid flags");
-        let settings = config.faults.settings().expect("in range");
+        let settings = config.faults.settings();
         assert_eq!((settings.latency_ms, settings.failure_rate), (200, 0.5));
 
-        let config = Config::try_parse_from(["payment", "--hang-rate", "1.5"]).expect("parses");
-        let error = config.faults.settings().expect_err("out of range");
-        assert!(error.contains("hang_rate"), "{error}");
+        let error = Config::try_parse_from(["payment", "--hang-rate", "1.5"])
+            .expect_err("out of range")
+            .to_string();
+        assert!(
+            error.contains("--hang-rate") && error.contains("0..=1"),
+            "{error}"
+        );
+        let error = Config::try_parse_from(["payment", "--latency-ms", "600001"])
+            .expect_err("out of range")
+            .to_string();
+        assert!(error.contains("--latency-ms"), "{error}");
     }
 }

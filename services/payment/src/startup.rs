@@ -24,9 +24,6 @@ use crate::{
 /// Why the service could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// The fault flags contradict each other.
-    #[error("invalid fault settings: {0}")]
-    Faults(String),
     /// The TLS files were refused.
     #[error("invalid TLS settings: {0}")]
     Tls(String),
@@ -89,31 +86,23 @@ impl Service for Application {
         &config.telemetry
     }
 
-    /// The fault flags, checked before telemetry starts (a bad one ends with exit 2);
-    /// `build` checks them again for callers that build without `main` (the tests).
-    fn usage_error(config: &Config) -> Option<String> {
-        config.faults.settings().err()
-    }
-
     fn starting(config: &Config) {
         tracing::info!(
             version = Self::INFO.version,
             database = %config.database_url,
             admin_api = config.admin_token.is_some(),
-            faults = ?config.faults, // as given: `build` resolves and checks them
+            faults = ?config.faults.settings(),
             otel_sdk_disabled = config.telemetry.otel_sdk_disabled,
             otlp_endpoint = %config.telemetry.otel_exporter_otlp_endpoint,
             "payment.starting"
         );
     }
 
-    /// Checks the fault and TLS settings, opens the ledger and binds the gRPC and ops
+    /// Checks the TLS settings, opens the ledger and binds the gRPC and ops
     /// listeners.
     async fn build(config: Config, prometheus: PrometheusHandle) -> Result<Self, StartupError> {
         metrics::describe();
-        let faults = Arc::new(Faults::new(
-            config.faults.settings().map_err(StartupError::Faults)?,
-        ));
+        let faults = Arc::new(Faults::new(config.faults.settings()));
         let tls = config.tls.server_tls().map_err(StartupError::Tls)?;
         let ledger = Ledger::connect(&config.database_url).await?;
         let api = PaymentApi::new(ledger.clone(), faults.clone());

@@ -13,7 +13,9 @@ use std::{
     time::Duration,
 };
 
-pub use settings::{FaultSettings, FieldError, Preset};
+pub use settings::{
+    FaultSettings, FieldError, MILLIS_RANGE, Preset, RATE_RANGE, in_millis_range, in_rate_range,
+};
 
 use crate::metrics;
 

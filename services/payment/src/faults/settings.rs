@@ -5,7 +5,7 @@
 //! mistakes reports them all; serde's messages give a line and column instead.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::metrics;
 
@@ -53,6 +53,21 @@ const RATES: [&str; 3] = ["failure_rate", "hang_rate", "decline_rate"];
 const MILLIS: [&str; 2] = ["latency_ms", "jitter_ms"];
 /// Ten minutes: longer than any caller waits; larger values are surely a unit mistake.
 const MAX_MILLIS: u64 = 600_000;
+
+/// `rate` if it is a share (0..=1): the range of every rate knob, in JSON and as a flag.
+pub fn in_rate_range(rate: f64) -> Option<f64> {
+    (0.0..=1.0).contains(&rate).then_some(rate)
+}
+
+/// `millis` if it is at most ten minutes: the range of the latency knobs.
+pub fn in_millis_range(millis: u64) -> Option<u64> {
+    (millis <= MAX_MILLIS).then_some(millis)
+}
+
+/// What a knob out of range is told.
+pub const RATE_RANGE: &str = "must be a number within 0..=1";
+/// What a latency knob out of range is told.
+pub const MILLIS_RANGE: &str = "must be a whole number of milliseconds within 0..=600000";
 
 // === impl Preset ===
 
@@ -125,24 +140,15 @@ impl FaultSettings {
                     Some(outage) => settings.outage = outage,
                     None => refuse(field, "must be true or false".to_owned()),
                 },
-                name if MILLIS.contains(&name) => {
-                    match value.as_u64().filter(|millis| *millis <= MAX_MILLIS) {
-                        Some(millis) if name == "latency_ms" => settings.latency_ms = millis,
-                        Some(millis) => settings.jitter_ms = millis,
-                        None => refuse(
-                            field,
-                            format!(
-                                "must be a whole number of milliseconds within 0..={MAX_MILLIS}"
-                            ),
-                        ),
-                    }
-                }
-                name if RATES.contains(&name) => {
-                    match value.as_f64().filter(|rate| (0.0..=1.0).contains(rate)) {
-                        Some(rate) => *settings.rate_mut(name) = rate,
-                        None => refuse(field, "must be a number within 0..=1".to_owned()),
-                    }
-                }
+                name if MILLIS.contains(&name) => match value.as_u64().and_then(in_millis_range) {
+                    Some(millis) if name == "latency_ms" => settings.latency_ms = millis,
+                    Some(millis) => settings.jitter_ms = millis,
+                    None => refuse(field, MILLIS_RANGE.to_owned()),
+                },
+                name if RATES.contains(&name) => match value.as_f64().and_then(in_rate_range) {
+                    Some(rate) => *settings.rate_mut(name) = rate,
+                    None => refuse(field, RATE_RANGE.to_owned()),
+                },
                 _ => refuse(
                     field,
                     "is not a fault knob (latency_ms, jitter_ms, failure_rate, hang_rate, \
@@ -155,27 +161,6 @@ impl FaultSettings {
             Ok(settings)
         } else {
             Err(errors)
-        }
-    }
-
-    /// Checks knobs given as flags (the same ranges as the JSON form).
-    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
-        let mut object = Map::new();
-        object.insert("latency_ms".into(), self.latency_ms.into());
-        object.insert("jitter_ms".into(), self.jitter_ms.into());
-        for name in RATES {
-            object.insert(name.into(), self.rate(name).into());
-        }
-        FaultSettings::default()
-            .apply_json(&Value::Object(object))
-            .map(|_| ())
-    }
-
-    fn rate(&self, name: &str) -> f64 {
-        match name {
-            "failure_rate" => self.failure_rate,
-            "hang_rate" => self.hang_rate,
-            _ => self.decline_rate,
         }
     }
 
@@ -250,16 +235,5 @@ mod tests {
             ["failure_rate", "hang_rat", "latency_ms", "outage", "preset"]
         );
         assert!(FaultSettings::default().apply_json(&json!([1, 2])).is_err());
-    }
-
-    #[test]
-    fn flag_values_are_range_checked() {
-        let bad = FaultSettings {
-            hang_rate: 2.0,
-            ..FaultSettings::default()
-        };
-        let errors = bad.validate().expect_err("out of range");
-        assert_eq!(errors[0].field, "hang_rate");
-        assert!(Preset::Seed.settings().validate().is_ok());
     }
 }
