@@ -338,6 +338,7 @@ impl Loadgen {
         let mut scheduled_seconds = 0.0;
         if let (ProfileName::Stress, Some(open)) = (self.profile.name, &self.open) {
             let mut search = KneeSearch::new(open.ladder.clone(), true);
+            let mut ladder = Ladder::default();
             let mut held_rps = None;
             let mut rung = 0;
             let mut next = first.clone();
@@ -359,33 +360,21 @@ impl Loadgen {
                 let run = self
                     .attack_open(dispatcher, &plan, pool_size, &shared, &html)
                     .await?;
-                let seconds = self.profile.rung.as_secs_f64();
                 let mut rung_requests = BTreeMap::new();
                 report::requests(&run.goose, &mut rung_requests);
                 report::response_times(&run.times, &mut rung_requests);
-                let total: u64 = rung_requests.values().map(|r| r.total).sum();
-                let rps = total as f64 / seconds.max(0.001);
-                let measured = Measured {
-                    backlog_drain_s: Some(0.0), // judged once, after the last rung
-                    arrivals_offered: Some(run.offered),
-                    arrivals_dropped: run.dropped,
-                    ..measure(&rung_requests)
-                };
-                let verdict = slo::evaluate(&self.slo, &measured);
-                let ran = report::Rung {
-                    arrivals_per_second: Some(rate),
-                    users: None,
-                    requests_per_second: rps,
-                    held: verdict.pass,
-                    verdict: verdict.headline(),
-                };
-                println!(
-                    "stress: rung {rung} ({} users at most){}: {ran}",
-                    open.pool(rate),
-                    if search.repeating() { ", again" } else { "" }
+                let (judged, rps) = self.judge_rung(
+                    &mut search,
+                    &mut ladder,
+                    StressRung {
+                        label: format!("rung {rung} ({} users at most)", open.pool(rate)),
+                        arrivals_per_second: Some(rate),
+                        users: None,
+                        seconds: self.profile.rung.as_secs_f64(),
+                        arrivals: Some((run.offered, run.dropped)),
+                        requests: rung_requests,
+                    },
                 );
-                rungs.push(ran);
-                merge(&mut requests, rung_requests);
                 times.merge(&run.times);
                 scheduled_seconds += plan.duration().as_secs_f64();
                 (offered, dropped, pool) = (
@@ -393,16 +382,13 @@ impl Loadgen {
                     dropped + run.dropped,
                     open.pool(rate),
                 );
-                match search.record(rate, verdict.pass) {
-                    Judged::Held => held_rps = Some(rps),
-                    Judged::BrokeOnce => {}
-                    Judged::Broke => {
-                        stress_rows = verdict.rows.into_iter().filter(|row| !row.pass).collect();
-                    }
+                if judged == Judged::Held {
+                    held_rps = Some(rps);
                 }
             }
             knee_rate = search.knee();
             knee_rps = knee_rate.and(held_rps);
+            (requests, rungs, stress_rows) = (ladder.requests, ladder.rungs, ladder.broke);
             report::response_times(&times, &mut requests);
         } else if let Some((dispatcher, rates, pool_size)) = first.clone() {
             let html = report_dir.join("report.html");
@@ -416,6 +402,7 @@ impl Loadgen {
         } else if self.profile.name == ProfileName::Stress {
             let ladder = self.profile.ladder.iter().map(|&users| users as f64);
             let mut search = KneeSearch::new(ladder.collect(), false);
+            let mut ladder = Ladder::default();
             let mut rung = 0;
             while let Some(users) = search.next_rung() {
                 let users = users as usize;
@@ -424,40 +411,26 @@ impl Loadgen {
                 let html = report_dir.join(format!("report-rung-{rung}.html"));
                 let rung_start = Instant::now();
                 let goose = self.attack(&plan, &shared, &html).await?;
-                let seconds = rung_start.elapsed().as_secs_f64();
                 let mut rung_requests = BTreeMap::new();
                 report::requests(&goose, &mut rung_requests);
-                let total: u64 = rung_requests.values().map(|r| r.total).sum();
-                let rps = total as f64 / seconds.max(0.001);
-                let measured = Measured {
-                    backlog_drain_s: Some(0.0), // judged once, after the last rung
-                    ..measure(&rung_requests)
-                };
-                let verdict = slo::evaluate(&self.slo, &measured);
-                let ran = report::Rung {
-                    arrivals_per_second: None,
-                    users: Some(users),
-                    requests_per_second: rps,
-                    held: verdict.pass,
-                    verdict: verdict.headline(),
-                };
-                println!(
-                    "stress: rung {rung}{}: {ran}",
-                    if search.repeating() { ", again" } else { "" }
+                let (judged, rps) = self.judge_rung(
+                    &mut search,
+                    &mut ladder,
+                    StressRung {
+                        label: format!("rung {rung}"),
+                        arrivals_per_second: None,
+                        users: Some(users),
+                        seconds: rung_start.elapsed().as_secs_f64(),
+                        arrivals: None,
+                        requests: rung_requests,
+                    },
                 );
-                rungs.push(ran);
-                merge(&mut requests, rung_requests);
-                match search.record(users as f64, verdict.pass) {
-                    Judged::Held => {
-                        knee_rps = Some(rps);
-                        knee_users = users;
-                    }
-                    Judged::BrokeOnce => {}
-                    Judged::Broke => {
-                        stress_rows = verdict.rows.into_iter().filter(|row| !row.pass).collect();
-                    }
+                if judged == Judged::Held {
+                    knee_rps = Some(rps);
+                    knee_users = users;
                 }
             }
+            (requests, rungs, stress_rows) = (ladder.requests, ladder.rungs, ladder.broke);
         } else {
             let html = report_dir.join("report.html");
             let goose = self.attack(&self.profile.plan, &shared, &html).await?;
@@ -780,6 +753,72 @@ impl Loadgen {
 /// Checks `config`, binds `/metrics` and runs: [`Loadgen::build`] then [`Loadgen::run`].
 pub async fn run(config: Config, prometheus: PrometheusHandle) -> Result<Outcome, Error> {
     Loadgen::build(config, prometheus).await?.run().await
+}
+
+/// One rung of a stress ladder, run: where it stood and what it got.
+struct StressRung {
+    /// How the console names it (`rung 3 (40 users at most)`).
+    label: String,
+    arrivals_per_second: Option<f64>,
+    users: Option<usize>,
+    seconds: f64,
+    /// Open model: arrivals offered and dropped.
+    arrivals: Option<(u64, u64)>,
+    requests: BTreeMap<String, RequestSummary>,
+}
+
+/// What a stress ladder has gathered so far, in either model.
+#[derive(Default)]
+struct Ladder {
+    rungs: Vec<report::Rung>,
+    requests: BTreeMap<String, RequestSummary>,
+    /// The SLO rows that broke at the rung above the knee.
+    broke: Vec<slo::Row>,
+}
+
+impl Loadgen {
+    /// Judges `rung` against the SLOs, prints it, adds it to `ladder` and records it in
+    /// `search`; what the search made of it, and the rung's requests per second.
+    fn judge_rung(
+        &self,
+        search: &mut KneeSearch,
+        ladder: &mut Ladder,
+        rung: StressRung,
+    ) -> (Judged, f64) {
+        let total: u64 = rung.requests.values().map(|r| r.total).sum();
+        let rps = total as f64 / rung.seconds.max(0.001);
+        let (offered, dropped) = rung.arrivals.unzip();
+        let measured = Measured {
+            backlog_drain_s: Some(0.0), // judged once, after the last rung
+            arrivals_offered: offered,
+            arrivals_dropped: dropped.unwrap_or(0),
+            ..measure(&rung.requests)
+        };
+        let verdict = slo::evaluate(&self.slo, &measured);
+        let ran = report::Rung {
+            arrivals_per_second: rung.arrivals_per_second,
+            users: rung.users,
+            requests_per_second: rps,
+            held: verdict.pass,
+            verdict: verdict.headline(),
+        };
+        println!(
+            "stress: {}{}: {ran}",
+            rung.label,
+            if search.repeating() { ", again" } else { "" }
+        );
+        ladder.rungs.push(ran);
+        merge(&mut ladder.requests, rung.requests);
+        let point = rung
+            .arrivals_per_second
+            .or(rung.users.map(|users| users as f64))
+            .unwrap_or_default();
+        let judged = search.record(point, verdict.pass);
+        if judged == Judged::Broke {
+            ladder.broke = verdict.rows.into_iter().filter(|row| !row.pass).collect();
+        }
+        (judged, rps)
+    }
 }
 
 fn measure(requests: &BTreeMap<String, RequestSummary>) -> Measured {
