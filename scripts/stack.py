@@ -114,6 +114,7 @@ def admin_token() -> str:
 class Service:
     def __init__(self, name, argv, env, ready, port):
         self.name, self.argv, self.env, self.ready, self.port = name, argv, env, ready, port
+        self.process: subprocess.Popen | None = None  # started by this run
 
     @property
     def pid_file(self) -> Path:
@@ -130,15 +131,17 @@ class Service:
             pid_text, program = self.pid_file.read_text().splitlines()[:2]
             pid = int(pid_text)
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if not cmdline:
-                # Empty while the process is in execve (Popen may return that early: vfork
-                # lets the parent go before the new program's arguments are in place), and
-                # for a zombie. Only the zombie has exited.
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                return None if state in ("Z", "X") else pid
         except (OSError, ValueError, IndexError):
             return None
         return pid if cmdline.split(b"\0")[0].decode(errors="replace") == program else None
+
+    def alive(self) -> bool:
+        """Whether the service runs: the process this run started, asked directly (its
+        /proc cmdline reads empty while it is still inside execve: Popen may return that
+        early), else the one in the pid file."""
+        if self.process is not None:
+            return self.process.poll() is None
+        return self.running_pid() is not None
 
 
 def local_services(token: str) -> list[Service]:
@@ -226,6 +229,7 @@ def start(service: Service) -> str:
         process = subprocess.Popen(service.argv, cwd=ROOT, env=service.env, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     service.pid_file.write_text(f"{process.pid}\n{service.argv[0]}\n")
+    service.process = process
     return f"started (pid {process.pid})"
 
 
@@ -233,7 +237,7 @@ def wait_ready(services: list[Service], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     for service in services:
         while not http_ok(service.ready):
-            if not service.running_pid():
+            if not service.alive():
                 fail(f"{service.name} exited; the end of {service.log.relative_to(ROOT)}:\n{tail(service.log)}")
             if time.monotonic() > deadline:
                 fail(f"{service.name} is not ready after {timeout:.0f} s ({service.ready}); "
