@@ -146,19 +146,19 @@ pub struct FaultArgs {
     // The ranges are checked here, as `PUT /admin/faults` checks them, so a bad flag ends
     // with a usage error naming it and the settings below cannot be out of range.
     /// Added to every call, in milliseconds.
-    #[arg(long, env = "PAYMENT_LATENCY_MS", value_parser = parse_millis)]
+    #[arg(long, env = "PAYMENT_LATENCY_MS", value_parser = knob(crate::faults::in_millis_range, crate::faults::MILLIS_RANGE))]
     pub latency_ms: Option<u64>,
     /// Up to this many milliseconds more, uniformly at random.
-    #[arg(long, env = "PAYMENT_JITTER_MS", value_parser = parse_millis)]
+    #[arg(long, env = "PAYMENT_JITTER_MS", value_parser = knob(crate::faults::in_millis_range, crate::faults::MILLIS_RANGE))]
     pub jitter_ms: Option<u64>,
     /// Share of calls answered UNAVAILABLE (0..=1).
-    #[arg(long, env = "PAYMENT_FAILURE_RATE", value_parser = parse_rate)]
+    #[arg(long, env = "PAYMENT_FAILURE_RATE", value_parser = knob(crate::faults::in_rate_range, crate::faults::RATE_RANGE))]
     pub failure_rate: Option<f64>,
     /// Share of calls never answered (0..=1); the caller's deadline ends them.
-    #[arg(long, env = "PAYMENT_HANG_RATE", value_parser = parse_rate)]
+    #[arg(long, env = "PAYMENT_HANG_RATE", value_parser = knob(crate::faults::in_rate_range, crate::faults::RATE_RANGE))]
     pub hang_rate: Option<f64>,
     /// Share of charges declined for a business reason (0..=1): an answer, not an error.
-    #[arg(long, env = "PAYMENT_DECLINE_RATE", value_parser = parse_rate)]
+    #[arg(long, env = "PAYMENT_DECLINE_RATE", value_parser = knob(crate::faults::in_rate_range, crate::faults::RATE_RANGE))]
     pub decline_rate: Option<f64>,
     /// Answer every call UNAVAILABLE.
     #[arg(long, env = "PAYMENT_OUTAGE", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
@@ -179,20 +179,19 @@ impl FaultArgs {
     }
 }
 
-fn parse_rate(value: &str) -> Result<f64, String> {
-    value
-        .parse()
-        .ok()
-        .and_then(crate::faults::in_rate_range)
-        .ok_or_else(|| format!("`{value}` {}", crate::faults::RATE_RANGE))
-}
-
-fn parse_millis(value: &str) -> Result<u64, String> {
-    value
-        .parse()
-        .ok()
-        .and_then(crate::faults::in_millis_range)
-        .ok_or_else(|| format!("`{value}` {}", crate::faults::MILLIS_RANGE))
+/// A fault flag's parser: the value, if it parses and `check` keeps it, else the admin API's
+/// words for the range (`refusal`).
+fn knob<T: std::str::FromStr + 'static>(
+    check: fn(T) -> Option<T>,
+    refusal: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |value| {
+        value
+            .parse()
+            .ok()
+            .and_then(check)
+            .ok_or_else(|| format!("`{value}` {refusal}"))
+    }
 }
 
 /// Durations as `500ms`, `10s`, `2m`, or a bare number of seconds.

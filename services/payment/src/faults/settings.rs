@@ -236,4 +236,22 @@ mod tests {
         );
         assert!(FaultSettings::default().apply_json(&json!([1, 2])).is_err());
     }
+
+    #[test]
+    fn every_preset_is_within_the_ranges_the_flags_and_the_admin_api_check() {
+        for preset in [Preset::None, Preset::Seed, Preset::Brownout, Preset::Outage] {
+            let settings = preset.settings();
+            for millis in [settings.latency_ms, settings.jitter_ms] {
+                assert_eq!(in_millis_range(millis), Some(millis), "{preset:?}");
+            }
+            for rate in [
+                settings.failure_rate,
+                settings.hang_rate,
+                settings.decline_rate,
+            ] {
+                assert_eq!(in_rate_range(rate), Some(rate), "{preset:?}");
+            }
+        }
+        assert!(MILLIS_RANGE.ends_with(&MAX_MILLIS.to_string()));
+    }
 }
